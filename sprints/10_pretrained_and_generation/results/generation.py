@@ -1,0 +1,165 @@
+"""Autoregressive generation with or without a KV cache, token by token.
+
+``generate`` is a Python generator: it yields each new token as soon as it is chosen,
+so a caller can print it at once (streaming), stop early, or collect everything
+(``generate_all``).
+
+Context window. A GPT with learned absolute positions cannot see more than
+``block_size`` tokens. When the sequence grows past that:
+
+- without a cache (``use_kv_cache=False``), every step simply runs the model on the
+  last ``block_size`` tokens (nanoGPT's crop): a true sliding window, but every step
+  recomputes the whole window;
+- with a cache, the cached keys/values were computed at fixed positions, and sliding
+  the window by one token would shift every position, so nothing in the cache could be
+  reused. Instead, when the cache is full, it is emptied and *re-prefilled* with the last
+  ``refill_tokens`` tokens of the sequence (default ``block_size // 2``) in one forward
+  pass; the following ``block_size - refill_tokens`` steps are cheap one-token steps
+  again. The cost of a refill is spread over those steps, at the price of a context that
+  shrinks to ``refill_tokens`` right after each refill (the uncached path always sees a
+  full ``block_size``). With ``refill_tokens=block_size`` the cached path sees exactly
+  the same window as the uncached one at every step (and generates the same tokens
+  under greedy decoding), but then every step past the window is a full re-prefill.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import torch
+from torch import Tensor, nn
+
+from .kv_cache import KVCache
+from .sampling import sample_next_token
+
+
+def _check_inputs(model: nn.Module, idx: Tensor, max_new_tokens: int) -> None:
+    if not hasattr(model, "config") or not hasattr(model.config, "block_size"):
+        raise TypeError("generate expects a sprint 8 GPT (a model with .config.block_size)")
+    if idx.dim() != 2 or idx.dtype != torch.long or idx.size(1) == 0:
+        raise ValueError(
+            f"idx must be a non-empty (B, T) LongTensor of token ids, got shape "
+            f"{tuple(idx.shape)} and dtype {idx.dtype}; encode a prompt of at least one token"
+        )
+    if max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+
+
+@torch.inference_mode()
+def generate(
+    model: nn.Module,
+    idx: Tensor,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    greedy: bool = False,
+    generator: torch.Generator | None = None,
+    use_kv_cache: bool = True,
+    refill_tokens: int | None = None,
+    eos_token_id: int | None = None,
+    cache: KVCache | None = None,
+) -> Iterator[Tensor]:
+    """Yield ``max_new_tokens`` new tokens, one (B,) LongTensor per step.
+
+    idx: (B, T) prompt token ids. ``greedy`` (or ``temperature=0``) takes the argmax;
+    otherwise tokens are drawn with temperature/top-k/top-p (see sampling.py) using
+    ``generator``. ``eos_token_id`` stops early once every row has produced it.
+    ``cache`` lets a caller reuse one KVCache across calls (it is reset here).
+    Call ``model.eval()`` first: dropout would make the outputs random.
+    """
+    _check_inputs(model, idx, max_new_tokens)
+    block_size = model.config.block_size
+    refill = block_size // 2 if refill_tokens is None else refill_tokens
+    if not 1 <= refill <= block_size:
+        raise ValueError(f"refill_tokens must be in 1..{block_size}, got {refill}")
+    if greedy:
+        temperature = 0.0
+    B, T0 = idx.shape
+
+    # The whole sequence in one preallocated buffer: no torch.cat per step.
+    seq = torch.empty(B, T0 + max_new_tokens, dtype=torch.long, device=idx.device)
+    seq[:, :T0] = idx
+    n = T0  # tokens in seq so far
+    finished = torch.zeros(B, dtype=torch.bool, device=idx.device)
+
+    def choose(logits: Tensor) -> Tensor:
+        # logits (B, T, V): only the last position predicts the next token.
+        return sample_next_token(logits[:, -1, :], temperature, top_k, top_p, generator)
+
+    if max_new_tokens == 0:
+        return
+
+    if use_kv_cache:
+        if cache is None or cache.batch_size != B or cache.max_len != block_size:
+            cache = KVCache.for_model(model, B)
+        cache.reset()
+        # Prefill: the prompt (its last block_size tokens) in one pass fills the cache.
+        logits, _ = model(seq[:, max(0, n - block_size) : n], kv_cache=cache)
+
+    for step in range(max_new_tokens):
+        if not use_kv_cache:
+            # Crop to the last block_size tokens: positions restart at 0 for the window.
+            logits, _ = model(seq[:, max(0, n - block_size) : n])
+        next_token = choose(logits).view(B)  # (B, 1) -> (B,)
+        seq[:, n] = next_token
+        n += 1
+        yield next_token
+        if eos_token_id is not None:
+            finished |= next_token == eos_token_id
+            if bool(finished.all()):
+                return
+        if use_kv_cache and step + 1 < max_new_tokens:
+            if cache.length >= block_size:
+                # Window full: re-prefill from the tail of the sequence (see module doc).
+                cache.reset()
+                logits, _ = model(seq[:, n - refill : n], kv_cache=cache)
+            else:
+                # Decode step: only the newest token goes through the model, (B, 1).
+                logits, _ = model(seq[:, n - 1 : n], kv_cache=cache)
+
+
+def generate_all(model: nn.Module, idx: Tensor, max_new_tokens: int, **kwargs) -> Tensor:
+    """Run ``generate`` to the end: (B, T) -> (B, T + new tokens) (prompt included)."""
+    new = list(generate(model, idx, max_new_tokens, **kwargs))
+    if not new:
+        return idx
+    return torch.cat([idx, torch.stack(new, dim=1)], dim=1)
+
+
+class TextStreamer:
+    """Turn a stream of token ids into printable text pieces, one call per token.
+
+    A GPT-2 BPE token is a sequence of *bytes*; a character such as an emoji (4 UTF-8
+    bytes) can be split over several tokens, and one of those tokens alone does not
+    decode. The streamer keeps tokens pending until they decode to complete characters
+    (no trailing U+FFFD replacement character, no decode error), then emits the text.
+    Byte-level BPE decodes a concatenation of tokens to the concatenation of their bytes,
+    so decoding piece by piece gives the same text as decoding everything at the end.
+    """
+
+    def __init__(self, decode: Callable[[list[int]], str], max_pending: int = 8) -> None:
+        self.decode = decode
+        self.max_pending = max_pending  # a genuinely invalid byte run is flushed eventually
+        self.pending: list[int] = []
+
+    def push(self, token_id: int) -> str:
+        self.pending.append(int(token_id))
+        try:
+            text = self.decode(self.pending)
+        except UnicodeDecodeError:
+            text = "\ufffd"
+        if text.endswith("\ufffd") and len(self.pending) < self.max_pending:
+            return ""  # wait for the rest of the character's bytes
+        self.pending = []
+        return text
+
+    def flush(self) -> str:
+        if not self.pending:
+            return ""
+        try:
+            text = self.decode(self.pending)
+        except UnicodeDecodeError:
+            text = "\ufffd"
+        self.pending = []
+        return text
