@@ -154,6 +154,19 @@ def load_checkpoint(
     and return the whole dict (step, config, data_position, rng_states, extra, ...)."""
     path = Path(path)
     ckpt = _read(path, map_location)
+    restore_checkpoint(ckpt, model, optimizer, scheduler, source=path)
+    return ckpt
+
+
+def restore_checkpoint(
+    ckpt: dict[str, Any],
+    model: nn.Module | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any = None,
+    source: str | os.PathLike = "checkpoint",
+) -> None:
+    """Put an already loaded checkpoint's states into the given objects (checked)."""
+    path = Path(source)
     if model is not None:
         _check_config(path, ckpt, model)
         _load_model(path, ckpt, model)
@@ -169,7 +182,6 @@ def load_checkpoint(
                 f"the {name} state in {path} does not fit this {type(obj).__name__} "
                 f"({error}); was it saved with other parameter groups?"
             ) from error
-    return ckpt
 
 
 # ----- random number generator states as plain data ---------------------------------------

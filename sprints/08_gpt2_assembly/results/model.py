@@ -1,0 +1,203 @@
+"""GPT-2: token + position embeddings, a stack of pre-norm blocks, a final LayerNorm and an
+output projection that shares its weight with the token embedding.
+
+    idx (B, T) token ids
+      -> wte(idx) + wpe(positions)            (B, T, C)   C = n_embd
+      -> dropout -> n_layer x GPTDecoderBlock (B, T, C)
+      -> ln_f -> lm_head                      (B, T, vocab_size) logits
+      -> cross-entropy with targets (B, T)    scalar loss (if targets are given)
+
+Attribute names are Hugging Face's (``transformer.wte``, ``transformer.h[i]``, ``lm_head``...)
+so HF GPT-2 weights load by name (see hf_conversion.py for the four transposed ones).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from . import hf_conversion
+from .config import GPTConfig
+from .gpt_decoder_block import GPTDecoderBlock, LayerNorm, set_fused
+from .positional_encoding import build_position_embedding
+
+INIT_STD = 0.02  # GPT-2's initializer_range
+
+
+class GPT(nn.Module):
+    def __init__(self, config: GPTConfig, fused: bool = True) -> None:
+        super().__init__()
+        if not isinstance(config, GPTConfig):
+            raise TypeError(
+                f"GPT needs a GPTConfig, got {type(config).__name__}; e.g. "
+                "GPT(GPTConfig.from_preset('gpt2'))"
+            )
+        self.config = config
+        self.transformer = nn.ModuleDict(
+            dict(
+                wte=nn.Embedding(config.vocab_size, config.n_embd),  # token -> vector
+                wpe=build_position_embedding(config),  # position -> vector
+                drop=nn.Dropout(config.dropout),
+                h=nn.ModuleList(
+                    GPTDecoderBlock(config, layer_idx=i, fused=fused)
+                    for i in range(config.n_layer)
+                ),
+                ln_f=LayerNorm(config.n_embd, eps=config.layer_norm_epsilon, bias=config.bias),
+            )
+        )
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        # Weight tying (Press & Wolf 2017): the output projection IS the token embedding
+        # (one Parameter, two uses). A token's input vector and the direction whose dot
+        # product scores it as the next token are the same; it saves 38.6M of GPT-2's
+        # 124M parameters.
+        self.lm_head.weight = self.transformer.wte.weight
+        set_fused(self, fused)
+        self.apply(self._init_weights)
+        # GPT-2's scaled init: every block adds two outputs to the residual stream (attn and
+        # mlp, both ending in c_proj), so its variance grows with 2 * n_layer additions;
+        # shrinking those projections by 1/sqrt(2 * n_layer) keeps the sum's scale constant.
+        residual_std = INIT_STD / math.sqrt(2 * config.n_layer)
+        for name, param in self.named_parameters():
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(param, mean=0.0, std=residual_std)
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=INIT_STD)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=INIT_STD)
+        # LayerNorms start as the identity map: weight 1, bias 0 (their own init).
+
+    # ----- forward -------------------------------------------------------------------------
+    def forward(
+        self, idx: Tensor, targets: Tensor | None = None, kv_cache: Any = None
+    ) -> tuple[Tensor, Tensor | None]:
+        """idx (B, T) -> (logits (B, T, vocab_size), mean cross-entropy or None).
+
+        ``targets`` (B, T): the next token of every position; -100 marks positions to skip.
+        ``kv_cache``: any object with ``length``, ``update(layer_idx, k, v)`` and
+        ``advance(T)`` (sprint 10's ``KVCache``); idx then holds only the new tokens.
+        """
+        if idx.dim() != 2 or idx.dtype not in (torch.long, torch.int32):
+            raise ValueError(
+                f"idx must be a (batch, time) tensor of integer token ids, got shape "
+                f"{tuple(idx.shape)} and dtype {idx.dtype}; add a batch dimension with "
+                "idx[None] for one sequence"
+            )
+        B, T = idx.shape
+        past = 0 if kv_cache is None else int(kv_cache.length)
+        if T == 0:
+            raise ValueError("idx has no tokens (T = 0)")
+        if past + T > self.config.block_size:
+            raise ValueError(
+                f"{past + T} positions ({past} cached + {T} new) exceed block_size "
+                f"{self.config.block_size}; crop the context to its last "
+                f"{self.config.block_size} tokens"
+            )
+        pos = torch.arange(past, past + T, device=idx.device)  # (T,)
+        tok_emb = self.transformer.wte(idx)  # (B, T) -> (B, T, C)
+        pos_emb = self.transformer.wpe(pos)  # (T,) -> (T, C), broadcast over B
+        x = self.transformer.drop(tok_emb + pos_emb)
+        for block in self.transformer.h:
+            x = block(x, kv_cache)  # (B, T, C)
+        x = self.transformer.ln_f(x)
+        logits = self.lm_head(x)  # (B, T, C) -> (B, T, vocab_size)
+        if kv_cache is not None:
+            kv_cache.advance(T)  # after the last layer: every layer saw the same length
+        loss = None
+        if targets is not None:
+            if targets.shape != idx.shape:
+                raise ValueError(
+                    f"targets must have idx's shape {tuple(idx.shape)}, got "
+                    f"{tuple(targets.shape)}"
+                )
+            # (B, T, V) -> (B*T, V) against (B*T,): mean over positions not marked -100.
+            loss = F.cross_entropy(
+                logits.view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-100
+            )
+        return logits, loss
+
+    # ----- bookkeeping -------------------------------------------------------------------
+    def num_parameters(self, exclude_position_embeddings: bool = False) -> int:
+        """Trainable numbers, the tied wte/lm_head matrix counted once (as GPT-2's "124M")."""
+        n = sum(p.numel() for p in self.parameters())  # parameters() yields shared ones once
+        if exclude_position_embeddings:
+            n -= sum(p.numel() for p in self.transformer.wpe.parameters())
+        return n
+
+    def set_fused(self, fused: bool) -> GPT:
+        """True: torch's fused kernels; False: the from-scratch reference of sprints 6 and 7."""
+        set_fused(self, fused)
+        return self
+
+    def configure_optimizers(
+        self,
+        weight_decay: float = 0.1,
+        learning_rate: float = 6e-4,
+        betas: tuple[float, float] = (0.9, 0.95),
+        eps: float = 1e-8,
+        fused: bool | None = None,
+    ) -> torch.optim.AdamW:
+        """AdamW with weight decay on the 2-D weights (matmuls, embeddings) only: decaying
+        biases and LayerNorm gains towards 0 only fights their job of shifting and scaling."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        decay = [p for p in params if p.dim() >= 2]
+        no_decay = [p for p in params if p.dim() < 2]
+        groups = [
+            {"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+        extra = {}
+        if fused is not None and "fused" in inspect.signature(torch.optim.AdamW).parameters:
+            extra["fused"] = fused
+        return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, eps=eps, **extra)
+
+    # ----- Hugging Face format -----------------------------------------------------------
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike,
+        *,
+        dropout: float = 0.0,
+        fused: bool = True,
+        revision: str | None = None,
+        cache_dir: str | None = None,
+    ) -> GPT:
+        """Load HF GPT-2 weights: a local directory with ``config.json`` +
+        ``model.safetensors``, or a Hub name (``"gpt2"``, ``"gpt2-medium"``...) when online."""
+        directory = hf_conversion.resolve_pretrained_dir(name_or_path, revision, cache_dir)
+        hf_config, hf_state = hf_conversion.read_pretrained(directory)
+        config = GPTConfig.from_hf_dict(hf_config, dropout=dropout)
+        model = cls(config, fused=fused)
+        model.load_state_dict(hf_conversion.hf_to_state_dict(hf_state, model))
+        return model
+
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        """Write ``config.json`` + ``model.safetensors`` in HF GPT-2's format, loadable with
+        ``transformers.GPT2LMHeadModel.from_pretrained(directory)``."""
+        return hf_conversion.write_pretrained(self, directory)
+
+    # ----- own checkpoints ---------------------------------------------------------------
+    @classmethod
+    def from_checkpoint(
+        cls, path: str | os.PathLike, map_location: Any = "cpu", fused: bool = True
+    ) -> tuple[GPT, dict[str, Any]]:
+        """Rebuild the model a ``save_checkpoint`` file describes; returns (model, checkpoint)."""
+        from .utils import CheckpointError, load_checkpoint, restore_checkpoint
+
+        ckpt = load_checkpoint(path, map_location=map_location)
+        if not isinstance(ckpt.get("config"), dict):
+            raise CheckpointError(f"{path} stores no GPTConfig dict under 'config'")
+        model = cls(GPTConfig.from_dict(ckpt["config"]), fused=fused)
+        restore_checkpoint(ckpt, model=model, source=path)
+        return model, ckpt
