@@ -1,0 +1,432 @@
+"""Sprint 10: sampling filters, the KV cache, generation, and the generate.py CLI.
+
+References are independent of the code under test: NumPy/brute force for the filters,
+scipy's chi-square test for the sampler, the model's own uncached forward pass for the
+cache, and ``transformers.GPT2LMHeadModel.generate`` for greedy decoding.
+"""
+
+from __future__ import annotations
+
+import itertools
+from importlib import import_module
+
+import numpy as np
+import pytest
+import torch
+
+sampling = import_module("sprints.10_pretrained_and_generation.results.sampling")
+kv_cache_mod = import_module("sprints.10_pretrained_and_generation.results.kv_cache")
+generation = import_module("sprints.10_pretrained_and_generation.results.generation")
+generate_cli = import_module("sprints.10_pretrained_and_generation.results.generate")
+model_mod = import_module("sprints.08_gpt2_assembly.results.model")
+config_mod = import_module("sprints.08_gpt2_assembly.results.config")
+tokenizer_mod = import_module("sprints.08_gpt2_assembly.results.tokenizer")
+utils_mod = import_module("sprints.08_gpt2_assembly.results.utils")
+
+KVCache = kv_cache_mod.KVCache
+
+
+def assert_close(actual, expected, atol, rtol):
+    # torch.testing.assert_close costs seconds of imports on its first call; this is enough.
+    assert actual.shape == expected.shape
+    diff = (actual - expected).abs().max().item()
+    assert torch.allclose(actual, expected, atol=atol, rtol=rtol), f"max abs diff {diff}"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # These models are tiny: a second thread only adds synchronisation (and spins while
+    # other processes hold the CPU). Restored afterwards for the other test files.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny_gpt(seed=0, block_size=16, vocab_size=37, std=None) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    cfg = config_mod.GPTConfig(
+        vocab_size=vocab_size, block_size=block_size, n_layer=2, n_head=2, n_embd=16
+    )
+    model = model_mod.GPT(cfg).eval()
+    if std is not None:  # wider weights: decisive argmaxes, so greedy paths cannot tie
+        with torch.no_grad():
+            for p in model.parameters():
+                if p.dim() == 2:
+                    p.normal_(0.0, std)
+    return model
+
+
+# ----- filters -------------------------------------------------------------------------------
+
+
+def test_top_k_keeps_exactly_the_k_largest():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(6, 40, generator=g)
+    for k in (1, 3, 17, 40):
+        out = sampling.top_k_filter(logits, k)
+        for row, row_out in zip(logits.numpy(), out.numpy(), strict=True):
+            expected = set(np.argsort(-row, kind="stable")[:k])  # NumPy's own ordering
+            kept = set(np.flatnonzero(np.isfinite(row_out)))
+            assert kept == expected
+            np.testing.assert_array_equal(row_out[list(kept)], row[list(kept)])  # untouched
+    # Ties at the k-th value: still exactly k survive, and none beats a kept one.
+    tied = torch.tensor([[3.0, 1.0, 1.0, 1.0, 0.0]])
+    out = sampling.top_k_filter(tied, 2)
+    assert torch.isfinite(out).sum() == 2 and out[0, 0] == 3.0
+
+
+def _nucleus_brute_force(probs: np.ndarray, p: float) -> set[int]:
+    """Among all subsets whose mass reaches p, those of minimal size; the heaviest of them."""
+    n = len(probs)
+    for size in range(1, n + 1):
+        candidates = [
+            set(c) for c in itertools.combinations(range(n), size) if probs[list(c)].sum() >= p
+        ]
+        if candidates:
+            return max(candidates, key=lambda s: probs[list(s)].sum())
+    return set(range(n))
+
+
+def test_top_p_keeps_the_smallest_set_reaching_p():
+    g = torch.Generator().manual_seed(1)
+    checked = 0
+    for _ in range(30):
+        logits = torch.randn(7, generator=g, dtype=torch.float64) * 2
+        probs = torch.softmax(logits, -1).numpy()
+        for p in (0.05, 0.3, 0.5, 0.75, 0.9, 0.99):
+            expected = _nucleus_brute_force(probs, p)
+            # skip (measure-zero) cases where float rounding decides the boundary
+            if abs(probs[list(expected)].sum() - p) < 1e-9:
+                continue
+            out = sampling.top_p_filter(logits, p).numpy()
+            assert set(np.flatnonzero(np.isfinite(out))) == expected
+            checked += 1
+    assert checked > 150
+
+
+def test_top_p_is_never_empty():
+    logits = torch.tensor([[5.0, 1.0, 0.0], [0.0, 0.0, 0.0], [-1e4, 0.0, -1e4]])
+    for p in (1e-9, 0.01, 0.5):
+        out = sampling.top_p_filter(logits, p)
+        assert (torch.isfinite(out).sum(-1) >= 1).all()
+        assert torch.equal(out.argmax(-1), logits.argmax(-1))
+    # even when a top-k filter already removed most of the row
+    both = sampling.filtered_probs(torch.randn(4, 50), temperature=0.5, top_k=1, top_p=0.01)
+    assert ((both > 0).sum(-1) == 1).all()
+
+
+def test_bad_filter_arguments_raise():
+    with pytest.raises(ValueError, match="top_k"):
+        sampling.top_k_filter(torch.zeros(1, 5), 0)
+    with pytest.raises(ValueError, match="top_p"):
+        sampling.top_p_filter(torch.zeros(1, 5), 0.0)
+    with pytest.raises(ValueError, match="temperature"):
+        sampling.apply_temperature(torch.zeros(1, 5), -1.0)
+
+
+# ----- sampling ------------------------------------------------------------------------------
+
+
+def test_small_temperature_equals_greedy():
+    g = torch.Generator().manual_seed(2)
+    logits = torch.randn(64, 100, generator=g) * 3
+    argmax = logits.argmax(-1, keepdim=True)
+    assert torch.equal(sampling.sample_next_token(logits, temperature=0.0), argmax)
+    for seed in range(5):
+        gen = torch.Generator().manual_seed(seed)
+        drawn = sampling.sample_next_token(logits, temperature=1e-3, generator=gen)
+        assert torch.equal(drawn, argmax)
+
+
+def test_fixed_seed_repeats_and_other_seeds_differ():
+    logits = torch.randn(16, 1000, generator=torch.Generator().manual_seed(3))
+
+    def draw(seed):
+        gen = torch.Generator().manual_seed(seed)
+        return torch.cat(
+            [sampling.sample_next_token(logits, 1.0, 50, 0.9, gen) for _ in range(10)], dim=1
+        )
+
+    assert torch.equal(draw(7), draw(7))
+    assert not torch.equal(draw(7), draw(8))
+
+
+def _reference_filtered_probs(logits: np.ndarray, temperature, top_k, top_p) -> np.ndarray:
+    """The same distribution, computed in NumPy without the code under test."""
+    z = logits.astype(np.float64) / temperature
+    order = np.argsort(-z, kind="stable")
+    keep = np.zeros(len(z), dtype=bool)
+    keep[order[:top_k]] = True
+    probs = np.where(keep, np.exp(z - z.max()), 0.0)
+    probs /= probs.sum()
+    kept_mass = 0.0
+    nucleus = np.zeros(len(z), dtype=bool)
+    for i in order:
+        if kept_mass >= top_p or probs[i] == 0:
+            break
+        nucleus[i] = True
+        kept_mass += probs[i]
+    probs = np.where(nucleus, probs, 0.0)
+    return probs / probs.sum()
+
+
+def test_sampled_frequencies_match_the_filtered_distribution():
+    from scipy.stats import chisquare
+
+    logits = torch.tensor([2.0, 1.5, 1.2, 0.9, 0.5, 0.1, -0.3, -1.0, -2.0, 0.7])
+    temperature, top_k, top_p = 0.8, 7, 0.85
+    expected = _reference_filtered_probs(logits.numpy(), temperature, top_k, top_p)
+    n = 20_000
+    gen = torch.Generator().manual_seed(1234)
+    draws = sampling.sample_next_token(
+        logits.expand(n, -1), temperature, top_k, top_p, generator=gen
+    ).view(-1)
+    counts = np.bincount(draws.numpy(), minlength=len(logits))
+    kept = expected > 0
+    assert counts[~kept].sum() == 0, "a filtered-out token was sampled"
+    assert 2 <= kept.sum() < len(logits)  # the filters did remove something
+    # Chi-square goodness of fit on the kept tokens (every expected count > 900). With a
+    # fixed seed the result is deterministic; a correct sampler fails a 0.001-level test
+    # for 0.1% of seeds, while a wrong distribution (below: the same tokens without the
+    # temperature) is rejected with p far below 1e-6 at this n.
+    observed = counts[kept]
+    stat, p_value = chisquare(observed, observed.sum() * expected[kept] / expected[kept].sum())
+    assert p_value > 1e-3, (stat, p_value)
+    untempered = torch.softmax(logits.double(), -1).numpy()[kept]
+    _, p_wrong = chisquare(observed, observed.sum() * untempered / untempered.sum())
+    assert p_wrong < 1e-6
+
+
+# ----- KV cache ------------------------------------------------------------------------------
+
+
+def test_kv_cache_writes_in_place_and_returns_views():
+    cache = KVCache(n_layer=2, batch_size=1, n_head=2, max_len=8, head_dim=4)
+    pointer = cache.k.data_ptr()
+    k1, v1 = torch.randn(1, 2, 3, 4), torch.randn(1, 2, 3, 4)
+    k_all, v_all = cache.update(0, k1, v1)
+    assert k_all.shape == (1, 2, 3, 4) and torch.equal(k_all, k1) and torch.equal(v_all, v1)
+    cache.update(1, k1, v1)
+    cache.advance(3)
+    k2 = torch.randn(1, 2, 1, 4)
+    k_all, _ = cache.update(0, k2, k2)
+    assert torch.equal(k_all, torch.cat([k1, k2], dim=2))  # the reference concatenation
+    assert k_all.data_ptr() == pointer and cache.k.data_ptr() == pointer  # no reallocation
+    cache.advance(1)
+    assert cache.length == 4
+    with pytest.raises(ValueError, match="exceed max_len"):
+        cache.update(0, torch.randn(1, 2, 5, 4), torch.randn(1, 2, 5, 4))
+    with pytest.raises(ValueError, match="expected"):
+        cache.update(0, torch.randn(2, 2, 1, 4), torch.randn(2, 2, 1, 4))
+    cache.reset()
+    assert cache.length == 0 and cache.k.data_ptr() == pointer
+
+
+def test_cached_logits_equal_uncached_at_every_step():
+    model = tiny_gpt(block_size=24)
+    idx = torch.randint(0, 37, (3, 20), generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        full, _ = model(idx)  # (B, T, V), the reference
+        cache = KVCache.for_model(model, batch_size=3)
+        # prefill 5, then a chunk of 4 (several queries after a cached prefix), then singles
+        pieces = [(0, 5), (5, 9)] + [(t, t + 1) for t in range(9, 20)]
+        for start, end in pieces:
+            logits, _ = model(idx[:, start:end], kv_cache=cache)
+            assert_close(logits, full[:, start:end], atol=1e-5, rtol=1e-5)
+        assert cache.length == 20
+        with pytest.raises(ValueError):  # 20 cached + 5 new > block_size 24
+            model(idx[:, :5], kv_cache=cache)
+
+
+def test_bf16_cache_follows_the_model_dtype():
+    model = tiny_gpt().to(torch.bfloat16)
+    cache = KVCache.for_model(model, batch_size=2)
+    assert cache.dtype == torch.bfloat16
+    idx = torch.randint(0, 37, (2, 6))
+    with torch.no_grad():
+        full, _ = model(idx)
+        model(idx[:, :5], kv_cache=cache)
+        last, _ = model(idx[:, 5:], kv_cache=cache)
+    assert_close(last.float(), full[:, 5:].float(), atol=0.1, rtol=0.05)
+
+
+# ----- generation ----------------------------------------------------------------------------
+
+
+def _uncached_reference_with_refill(model, idx, new_tokens, refill):
+    """The cached path's window rule, written with plain uncached forward passes."""
+    bs = model.config.block_size
+    seq = idx.clone()
+    start = max(0, seq.size(1) - bs)
+    with torch.no_grad():
+        for _ in range(new_tokens):
+            logits, _ = model(seq[:, start:])
+            nxt = logits[:, -1].argmax(-1, keepdim=True)
+            seq = torch.cat([seq, nxt], dim=1)
+            if seq.size(1) - start > bs:
+                start = seq.size(1) - refill
+    return seq
+
+
+def test_generation_beyond_the_block_size_both_ways():
+    model = tiny_gpt(seed=5, block_size=16, std=0.3)
+    prompt = torch.randint(0, 37, (2, 21), generator=torch.Generator().manual_seed(5))  # > 16
+    new = 50  # three times past the window
+    uncached = generation.generate_all(model, prompt, new, greedy=True, use_kv_cache=False)
+    same_window = generation.generate_all(
+        model, prompt, new, greedy=True, use_kv_cache=True, refill_tokens=16
+    )
+    assert uncached.shape == (2, 21 + new)
+    assert torch.equal(same_window, uncached)  # same window policy: same tokens
+    # Default policy (refill half the window): equals the uncached model run with that rule.
+    cached = generation.generate_all(model, prompt, new, greedy=True)
+    assert torch.equal(cached, _uncached_reference_with_refill(model, prompt, new, 8))
+
+
+def test_generate_streams_one_token_per_step_and_stops_at_eos():
+    model = tiny_gpt(seed=6, std=0.3)
+    prompt = torch.tensor([[1, 2, 3]])
+    stream = generation.generate(model, prompt, 5, greedy=True)
+    first = next(stream)  # available before the rest is computed
+    assert first.shape == (1,)
+    rest = list(stream)
+    assert len(rest) == 4
+    eos = int(first)
+    assert len(list(generation.generate(model, prompt, 5, greedy=True, eos_token_id=eos))) == 1
+    with pytest.raises(ValueError, match="LongTensor"):
+        next(generation.generate(model, torch.zeros(1, 0, dtype=torch.long), 3))
+
+
+def test_sampled_generation_repeats_with_a_seed_and_paths_agree():
+    model = tiny_gpt(seed=7)
+    prompt = torch.tensor([[4, 5, 6, 7]])
+    kwargs = dict(temperature=0.9, top_k=20, top_p=0.95)
+
+    def run(seed, cache):
+        gen = torch.Generator().manual_seed(seed)
+        return generation.generate_all(
+            model, prompt, 10, generator=gen, use_kv_cache=cache, **kwargs
+        )
+
+    assert torch.equal(run(0, True), run(0, True))
+    assert torch.equal(run(0, True), run(0, False))  # same logits -> same draws
+
+
+@pytest.fixture(scope="module")
+def hf_dir(tmp_path_factory):
+    """A small random GPT-2 written by transformers itself (GPT-2's full vocabulary, so the
+    real tokenizer works with it in the CLI test)."""
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(8)
+    cfg = transformers.GPT2Config(
+        vocab_size=50257,
+        n_positions=32,
+        n_embd=32,
+        n_layer=2,
+        n_head=4,
+        initializer_range=0.1,
+        bos_token_id=None,
+        eos_token_id=None,
+    )
+    hf = transformers.GPT2LMHeadModel(cfg).eval()
+    directory = tmp_path_factory.mktemp("hf_gpt2")
+    hf.save_pretrained(directory)
+    return directory, hf
+
+
+def _hf_greedy(hf, idx, n):
+    with torch.no_grad():
+        out = hf.generate(
+            idx,
+            attention_mask=torch.ones_like(idx),
+            max_new_tokens=n,
+            min_new_tokens=n,
+            do_sample=False,
+            use_cache=True,
+            pad_token_id=0,
+        )
+    return out
+
+
+def test_greedy_equals_transformers_generate(hf_dir):
+    directory, hf = hf_dir
+    ours = model_mod.GPT.from_pretrained(directory).eval()
+    idx = torch.randint(0, 50257, (2, 5), generator=torch.Generator().manual_seed(9))
+    expected = _hf_greedy(hf, idx, 20)
+    for cache in (True, False):
+        got = generation.generate_all(ours, idx, 20, greedy=True, use_kv_cache=cache)
+        assert torch.equal(got, expected)
+
+
+def test_text_streamer_handles_split_utf8_characters():
+    tok = tokenizer_mod.get_tokenizer("gpt2")
+    text = "Café 🤗 naïve — 日本語 ok"
+    ids = tok.encode(text)
+    assert any("\ufffd" in tok.decode([i]) for i in ids)  # some tokens are partial bytes
+    streamer = generation.TextStreamer(tok.decode)
+    pieces = [streamer.push(i) for i in ids] + [streamer.flush()]
+    assert "".join(pieces) == text
+    assert not any("\ufffd" in piece for piece in pieces)
+
+
+# ----- the CLI -------------------------------------------------------------------------------
+
+
+def test_cli_greedy_from_hf_directory_matches_transformers(hf_dir, capsys):
+    directory, hf = hf_dir
+    tok = tokenizer_mod.get_tokenizer("gpt2")
+    prompt = "Hello, world"
+    idx = torch.tensor([tok.encode(prompt)])
+    expected_ids = _hf_greedy(hf, idx, 8)[0, idx.size(1) :].tolist()
+    for extra in ([], ["--no-kv-cache"]):
+        generate_cli.main(
+            ["--init-from", str(directory), "--prompt", prompt, "--max-new-tokens", "8",
+             "--greedy", *extra]
+        )  # fmt: skip
+        out = capsys.readouterr().out
+        assert out == prompt + tok.decode(expected_ids) + "\n"
+
+
+def test_cli_samples_from_a_char_checkpoint(tmp_path, capsys):
+    text = "to be or not to be, that is the question\n"
+    tok = tokenizer_mod.get_tokenizer("char", text=text)
+    model = tiny_gpt(seed=10, vocab_size=tok.vocab_size)
+    path = tmp_path / "ckpt.pt"
+    utils_mod.save_checkpoint(
+        path,
+        model=model.state_dict(),
+        config=model.config.to_dict(),
+        step=0,
+        extra={"tokenizer": tok.to_dict()},
+    )
+    args = ["--checkpoint", str(path), "--prompt", "to be", "--max-new-tokens", "30",
+            "--num-samples", "2", "--seed", "3", "--top-k", "5", "--dtype", "bfloat16"]  # fmt: skip
+    generate_cli.main(args)
+    first = capsys.readouterr().out
+    generate_cli.main(args)
+    assert capsys.readouterr().out == first  # same seed, same text
+    samples = [s for s in first.split("\n") if s.startswith("to be")]
+    assert len(samples) >= 2
+    assert all(set(s) <= set(text) for s in samples)
+
+
+def test_cli_without_a_model_explains_the_flags(capsys):
+    with pytest.raises(SystemExit) as info:
+        generate_cli.main([])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--init-from" in err and "--checkpoint" in err
+
+
+def test_cli_offline_gpt2_says_how_to_get_weights(tmp_path, monkeypatch, capsys):
+    # No network here: huggingface_hub's offline switch (read at call time) and an empty
+    # cache make the hub lookup fail at once, as it does on an offline machine.
+    hub_constants = pytest.importorskip("huggingface_hub.constants")
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    with pytest.raises(SystemExit) as info:
+        generate_cli.main(["--init-from", "gpt2", "--max-new-tokens", "1"])
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert "--init-from" in err and "download" in err
