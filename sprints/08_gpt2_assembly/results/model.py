@@ -59,6 +59,8 @@ class GPT(nn.Module):
         # 124M parameters.
         self.lm_head.weight = self.transformer.wte.weight
         set_fused(self, fused)
+        if self.lm_head.weight.is_meta:
+            return  # built under torch.device("meta") for its shapes: nothing to initialize
         self.apply(self._init_weights)
         # GPT-2's scaled init: every block adds two outputs to the residual stream (attn and
         # mlp, both ending in c_proj), so its variance grows with 2 * n_layer additions;
