@@ -1,0 +1,190 @@
+"""Train the sprint-4 CNN on MNIST: train / validation / test, TensorBoard, cosine LR,
+early stopping, best checkpoint and summary.json under --out-dir.
+
+    uv run python -m sprints.04_advanced_training_mnist.results.train_mnist --out-dir runs/mnist
+
+With only the 10,000-digit test set on disk, ``--split-test 8000`` trains (and validates) on
+its first 8,000 digits and tests on the last 2,000.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from importlib import import_module
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.tensorboard import SummaryWriter
+
+from .augment import BatchRandomAffine
+from .checkpoint import load_checkpoint, save_atomic
+from .cnn import MnistCNN
+from .early_stopping import EarlyStopping
+
+mnist_data = import_module("sprints.02_datasets_and_dataloaders.results.mnist_data")
+loops = import_module("sprints.03_models_and_training_loops.results.training_loop")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--data-dir", default="data", help="folder holding MNIST/raw/ (default: data)")
+    p.add_argument("--epochs", type=int, default=15, help="maximum number of epochs")
+    p.add_argument("--out-dir", default="runs/mnist", help="TensorBoard logs, checkpoint, summary")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--split-test", type=int, default=0, metavar="N",
+                   help="use only the test file: first N digits to train/validate, the rest to "
+                        "test (for a data dir that holds just t10k-*; 0 = official split)")
+    p.add_argument("--val-fraction", type=float, default=0.05,
+                   help="share of the training digits held out for validation")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=3e-3, help="peak AdamW learning rate")
+    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--patience", type=int, default=4, help="early-stopping patience in epochs")
+    p.add_argument("--width", type=int, default=32, help="channels of the first conv block")
+    p.add_argument("--no-augment", action="store_true", help="train without random affine")
+    p.add_argument("--limit-train", type=int, default=0,
+                   help="use only this many training digits (quick runs; 0 = all)")
+    p.add_argument("--no-download", action="store_true", help="never try to download MNIST")
+    p.add_argument("--no-progress", action="store_true", help="hide tqdm bars")
+    return p
+
+
+def load_splits(args) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """uint8 images (N, 28, 28) and labels for train, val and test."""
+    dl = not args.no_download
+    if args.split_test:
+        test_file = mnist_data.load_mnist(args.data_dir, train=False, download=dl)
+        n = len(test_file)
+        if not 0 < args.split_test < n:
+            raise SystemExit(f"--split-test must be between 1 and {n - 1}, got {args.split_test}")
+        pool = (test_file.data[: args.split_test], test_file.targets[: args.split_test])
+        test = (test_file.data[args.split_test :], test_file.targets[args.split_test :])
+    else:
+        try:
+            train_file = mnist_data.load_mnist(args.data_dir, train=True, download=dl)
+        except mnist_data.MissingMNISTError as err:
+            raise mnist_data.MissingMNISTError(
+                f"{err}\n(With only the t10k-* test files, run with --split-test 8000.)"
+            ) from err
+        test_file = mnist_data.load_mnist(args.data_dir, train=False, download=dl)
+        pool = (train_file.data, train_file.targets)
+        test = (test_file.data, test_file.targets)
+    # A seeded permutation decides which training digits become the validation set.
+    order = torch.randperm(len(pool[1]), generator=torch.Generator().manual_seed(args.seed))
+    n_val = max(1, round(args.val_fraction * len(order)))
+    val_idx, train_idx = order[:n_val], order[n_val:]
+    if args.limit_train:
+        train_idx = train_idx[: args.limit_train]
+    return {
+        "train": (pool[0][train_idx], pool[1][train_idx]),
+        "val": (pool[0][val_idx], pool[1][val_idx]),
+        "test": test,
+    }
+
+
+def to_dataset(images: torch.Tensor, labels: torch.Tensor, mean: float, std: float):
+    # ToTensor + Normalize done once for the whole split: (N, 28, 28) uint8 -> (N, 1, 28, 28)
+    x = (images.unsqueeze(1).float() / 255 - mean) / std
+    return TensorDataset(x, labels.long())
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = build_parser().parse_args(argv)
+    if args.epochs < 1:
+        raise SystemExit("--epochs must be at least 1")
+    torch.manual_seed(args.seed)
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+
+    splits = load_splits(args)
+    # Normalise with the statistics of the training digits we actually train on.
+    mean, std = mnist_data.pixel_mean_std([splits["train"][0].float() / 255])
+    print(f"train/val/test digits: {[len(s[1]) for s in splits.values()]}; "
+          f"train pixel mean {mean:.4f}, std {std:.4f}")
+    data = {k: to_dataset(*v, mean, std) for k, v in splits.items()}
+    # Data sit in memory as tensors, so worker processes would only add overhead (sprint 2).
+    train_loader = DataLoader(data["train"], batch_size=args.batch_size, shuffle=True,
+                              generator=torch.Generator().manual_seed(args.seed), drop_last=True)
+    val_loader = DataLoader(data["val"], batch_size=512)
+    test_loader = DataLoader(data["test"], batch_size=512)
+
+    model = MnistCNN(width=args.width)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)
+    eval_loss_fn = nn.CrossEntropyLoss()  # plain cross-entropy for val/test numbers
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    # Cosine decay from lr to ~0 over all planned steps, stepped once per batch.
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=args.epochs * len(train_loader)
+    )
+    augment = None
+    if not args.no_augment:
+        augment = BatchRandomAffine(fill=(0 - mean) / std,
+                                    generator=torch.Generator().manual_seed(args.seed + 1))
+    stopper = EarlyStopping(patience=args.patience)
+    writer = SummaryWriter(log_dir=str(out_dir / "tensorboard"))
+    ckpt_path = out_dir / "best_model.pt"
+
+    epoch_times = []
+    for epoch in range(1, args.epochs + 1):
+        t0 = time.perf_counter()
+        lr_start = optimizer.param_groups[0]["lr"]
+        train = loops.train_one_epoch(
+            model, train_loader, loss_fn, optimizer, scheduler=scheduler, batch_transform=augment,
+            desc=f"epoch {epoch}/{args.epochs}", progress=not args.no_progress,
+        )
+        val = loops.evaluate(model, val_loader, eval_loss_fn)
+        epoch_times.append(time.perf_counter() - t0)
+        for name, value in (("loss/train", train["loss"]), ("loss/val", val["loss"]),
+                            ("accuracy/train", train["accuracy"]),
+                            ("accuracy/val", val["accuracy"]), ("lr", lr_start)):
+            writer.add_scalar(name, value, epoch)
+        stop = stopper.step(val["loss"], model)
+        if stopper.improved:
+            save_atomic({"model": model.state_dict(), "epoch": epoch, "val_loss": val["loss"],
+                         "mean": mean, "std": std, "width": args.width}, ckpt_path)
+        print(f"epoch {epoch:2d}  train loss {train['loss']:.4f} acc {train['accuracy']:.4f}  "
+              f"val loss {val['loss']:.4f} acc {val['accuracy']:.4f}  lr {lr_start:.2e}  "
+              f"{epoch_times[-1]:.1f}s{'  *best' if stopper.improved else ''}")
+        if stop:
+            print(f"early stop: no improvement for {args.patience} epochs; "
+                  f"best epoch {stopper.best_epoch}")
+            break
+
+    # Test the best model, read back from its checkpoint exactly as a user would.
+    best = load_checkpoint(ckpt_path)
+    model.load_state_dict(best["model"])
+    test = loops.evaluate(model, test_loader, eval_loss_fn)
+    writer.add_scalar("accuracy/test", test["accuracy"], best["epoch"])
+    writer.add_scalar("loss/test", test["loss"], best["epoch"])
+    writer.close()
+
+    summary = {
+        "test_accuracy": test["accuracy"],
+        "test_loss": test["loss"],
+        "best_val_loss": stopper.best_loss,
+        "best_epoch": stopper.best_epoch,
+        "epochs_run": len(epoch_times),
+        "elapsed_s": time.perf_counter() - start,
+        "seconds_per_epoch": sum(epoch_times) / len(epoch_times),
+        "n_train": len(data["train"]), "n_val": len(data["val"]), "n_test": len(data["test"]),
+        "normalize_mean": mean, "normalize_std": std,
+        "args": vars(args),
+    }
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(f"test accuracy {test['accuracy']:.4f} ({len(data['test'])} digits), best val loss "
+          f"{stopper.best_loss:.4f} at epoch {stopper.best_epoch}; wrote {out_dir}/summary.json, "
+          f"{ckpt_path.name}, tensorboard/")
+    return summary
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except mnist_data.MissingMNISTError as err:
+        raise SystemExit(f"error: {err}") from None
