@@ -31,6 +31,7 @@ from .config import GPTConfig
 _sdpa = import_module("sprints.06_multi_head_attention.results.scaled_dot_product_attention")
 _mha = import_module("sprints.06_multi_head_attention.results.multi_head_attention")
 _layer_norm = import_module("sprints.07_transformer_block.results.layer_norm")
+_ffn = import_module("sprints.07_transformer_block.results.positionwise_feed_forward")
 
 
 class LayerNorm(_layer_norm.LayerNorm):
@@ -40,13 +41,12 @@ class LayerNorm(_layer_norm.LayerNorm):
     def __init__(self, normalized_shape: int, eps: float = 1e-5, bias: bool = True) -> None:
         super().__init__(normalized_shape, eps=eps, bias=bias)
         self.fused = True
-        self._shape = (normalized_shape,)
-        self._eps = eps
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.fused:
             return super().forward(x)  # sprint 7: (x - mean) / sqrt(var + eps) * w + b
-        return F.layer_norm(x, self._shape, self.weight, self.bias, self._eps)
+        # One kernel instead of ~6 elementwise passes over (B, T, C).
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
 
 
 class CausalSelfAttention(nn.Module):
@@ -104,15 +104,19 @@ class MLP(nn.Module):
     ``fc1``/``fc2`` so pretrained weights load by name.
     """
 
-    def __init__(self, config: GPTConfig) -> None:
+    def __init__(self, config: GPTConfig, fused: bool = True) -> None:
         super().__init__()
+        self.fused = fused
         self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: Tensor) -> Tensor:
-        # gelu_tanh(x) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), GPT-2's "gelu_new"
-        return self.dropout(self.c_proj(F.gelu(self.c_fc(x), approximate="tanh")))
+        h = self.c_fc(x)  # (B, T, C) -> (B, T, 4C)
+        # gelu_tanh(h) = 0.5 h (1 + tanh(sqrt(2/pi) (h + 0.044715 h^3))), GPT-2's "gelu_new":
+        # torch's one fused kernel, or sprint 7's formula written out (5 elementwise ops).
+        h = F.gelu(h, approximate="tanh") if self.fused else _ffn.gelu_tanh(h)
+        return self.dropout(self.c_proj(h))  # (B, T, 4C) -> (B, T, C)
 
 
 class GPTDecoderBlock(nn.Module):
@@ -124,7 +128,7 @@ class GPTDecoderBlock(nn.Module):
         self.ln_1 = LayerNorm(config.n_embd, eps=eps, bias=config.bias)
         self.attn = CausalSelfAttention(config, layer_idx, fused=fused)
         self.ln_2 = LayerNorm(config.n_embd, eps=eps, bias=config.bias)
-        self.mlp = MLP(config)
+        self.mlp = MLP(config, fused=fused)
         self.ln_1.fused = self.ln_2.fused = fused
 
     def forward(self, x: Tensor, kv_cache: Any = None) -> Tensor:
@@ -134,10 +138,10 @@ class GPTDecoderBlock(nn.Module):
 
 
 def set_fused(module: nn.Module, fused: bool) -> None:
-    """Switch every LayerNorm and attention under ``module`` between torch's fused kernels
-    (True) and the from-scratch reference code of sprints 6 and 7 (False)."""
+    """Switch every LayerNorm, attention and MLP under ``module`` between torch's fused
+    kernels (True) and the from-scratch reference code of sprints 6 and 7 (False)."""
     for sub in module.modules():
-        if isinstance(sub, LayerNorm | CausalSelfAttention):
+        if isinstance(sub, LayerNorm | CausalSelfAttention | MLP):
             sub.fused = fused
 
 
