@@ -9,6 +9,7 @@ The h per-head projections are done as ONE d_model -> d_model Linear each for q,
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from .scaled_dot_product_attention import scaled_dot_product_attention
@@ -96,4 +97,35 @@ class MultiHeadAttention(nn.Module):
         return out, weights
 
 
-__all__ = ["MultiHeadAttention", "combine_heads", "split_heads"]
+@torch.no_grad()
+def copy_weights_from_torch(mha: MultiHeadAttention, torch_mha: nn.MultiheadAttention) -> None:
+    """Copy the weights of a ``torch.nn.MultiheadAttention`` into ``mha`` (same math after).
+
+    torch packs the three input projections into one (3 C, C) ``in_proj_weight`` whose rows
+    are [W_q; W_k; W_v]; chunk(3) along dim 0 splits it back into three (C, C) matrices.
+    """
+    if torch_mha.embed_dim != mha.d_model or torch_mha.num_heads != mha.num_heads:
+        raise ValueError(
+            f"shape mismatch: torch layer has embed_dim={torch_mha.embed_dim}, "
+            f"num_heads={torch_mha.num_heads}; ours has d_model={mha.d_model}, "
+            f"num_heads={mha.num_heads}"
+        )
+    if torch_mha.in_proj_weight is None:
+        raise ValueError("torch layer uses separate kdim/vdim projections; not supported here")
+    if (torch_mha.in_proj_bias is None) != (mha.q_proj.bias is None):
+        raise ValueError(
+            "one layer has biases and the other does not; build both with the same bias"
+        )
+    w_q, w_k, w_v = torch_mha.in_proj_weight.chunk(3, dim=0)  # (3C, C) -> 3 x (C, C)
+    for proj, w in ((mha.q_proj, w_q), (mha.k_proj, w_k), (mha.v_proj, w_v)):
+        proj.weight.copy_(w)
+    mha.out_proj.weight.copy_(torch_mha.out_proj.weight)
+    if torch_mha.in_proj_bias is not None:
+        b_q, b_k, b_v = torch_mha.in_proj_bias.chunk(3)  # (3C,) -> 3 x (C,)
+        mha.q_proj.bias.copy_(b_q)
+        mha.k_proj.bias.copy_(b_k)
+        mha.v_proj.bias.copy_(b_v)
+        mha.out_proj.bias.copy_(torch_mha.out_proj.bias)
+
+
+__all__ = ["MultiHeadAttention", "combine_heads", "copy_weights_from_torch", "split_heads"]
