@@ -43,8 +43,16 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0, help="seed for init, split and batches")
     parser.add_argument("--out-dir", type=Path, default=None, help="write loss_curves.png here")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (1 suits these tiny layers)"
+    )
     args = parser.parse_args()
+    if args.threads < 1 or args.epochs < 1 or args.hidden < 1:
+        parser.error("--threads, --epochs and --hidden must be at least 1")
 
+    # A (32, 64) @ (64, 64) product is too small to split between threads: a second thread
+    # costs more in hand-offs than it computes, and on a busy machine it waits for a core.
+    torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     data = load_digits_split(seed=args.seed)
     n_in, n_out = data.X_train.shape[1], 10
@@ -53,6 +61,17 @@ def main() -> None:
     gen = torch.Generator().manual_seed(args.seed)
     manual = ManualMLP(n_in, args.hidden, n_out, generator=gen)
     auto = TorchMLP(n_in, args.hidden, n_out).copy_from_manual(manual)
+
+    # The first optimizer.step() of a process imports torch._dynamo (and sympy): seconds of
+    # one-time work that is not training. Pay it up front so the timings compare the loops.
+    t = time.perf_counter()
+    p = torch.zeros(1, requires_grad=True)
+    p.grad = torch.zeros(1)
+    torch.optim.SGD([p], lr=0.1).step()
+    print(
+        f"one-time cost of the first optimizer.step() in this process: "
+        f"{time.perf_counter() - t:.1f} s (not counted below)"
+    )
 
     t0 = time.perf_counter()
     hist_m = train_manual(
