@@ -118,3 +118,52 @@ def copy_weights_from_torch(block: EncoderBlock, layer: nn.TransformerEncoderLay
     block.ffn.fc2.load_state_dict(layer.linear2.state_dict())  # d_ff -> d_model
     copy_layer_norm(block.attn_residual.norm, layer.norm1)
     copy_layer_norm(block.ffn_residual.norm, layer.norm2)
+
+
+def main(argv=None):
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        description="Encoder block on a padded batch, checked against nn.TransformerEncoderLayer"
+    )
+    parser.add_argument("--d-model", type=int, default=16)
+    parser.add_argument("--num-heads", type=int, default=4)
+    parser.add_argument("--d-ff", type=int, default=64)
+    parser.add_argument("--num-layers", type=int, default=6)
+    args = parser.parse_args(argv)
+    torch.manual_seed(0)
+    torch.set_printoptions(precision=3, sci_mode=False)
+    sdpa = import_module("sprints.06_multi_head_attention.results.scaled_dot_product_attention")
+
+    B, T, C = 2, 5, args.d_model
+    x = torch.randn(B, T, C)
+    lengths = torch.tensor([5, 3])  # the second sequence ends in 2 padding tokens
+    mask = sdpa.padding_mask(lengths, T)  # (B, 1, 1, T), True = real token
+    for norm_first in (False, True):
+        block = EncoderBlock(C, args.num_heads, args.d_ff, norm_first=norm_first).eval()
+        ref = nn.TransformerEncoderLayer(
+            C, args.num_heads, args.d_ff, batch_first=True, norm_first=norm_first
+        ).eval()
+        copy_weights_from_torch(block, ref)
+        with torch.no_grad():
+            y, w = block(x, mask=mask, return_weights=True)
+            y_ref = ref(x, src_key_padding_mask=~mask[:, 0, 0])  # torch: True = ignore
+        kind = "pre-norm " if norm_first else "post-norm"
+        print(
+            f"{kind}: x {tuple(x.shape)} -> {tuple(y.shape)}, weights {tuple(w.shape)}, "
+            f"max |ours - nn.TransformerEncoderLayer| = {(y - y_ref).abs().max():.2e}"
+        )
+    print("\nsequence 1, head 0 weights (columns 3, 4 are padding -> 0):\n", w[1, 0])
+
+    encoder = Encoder(args.num_layers, C, args.num_heads, args.d_ff, norm_first=True).eval()
+    with torch.no_grad():
+        out = encoder(x, mask=mask)
+    n_params = sum(p.numel() for p in encoder.parameters())
+    print(
+        f"\n{args.num_layers} stacked pre-norm blocks: {tuple(x.shape)} -> {tuple(out.shape)}, "
+        f"{n_params} parameters"
+    )
+
+
+if __name__ == "__main__":
+    main()

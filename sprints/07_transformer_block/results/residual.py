@@ -5,8 +5,9 @@
 
 ``norm_first=False`` is post-norm, ``norm_first=True`` is pre-norm (the same flag name as
 ``torch.nn.TransformerEncoderLayer``). In pre-norm the residual path x -> x + ... carries the
-input through every block untouched by any normalization, which is why deep pre-norm stacks
-train without learning-rate warm-up tricks; they then need one final LayerNorm at the top.
+input through every block untouched by any normalization (Xiong et al., 2020, "On Layer
+Normalization in the Transformer Architecture", show this lets pre-norm stacks train without
+the learning-rate warm-up post-norm needs); such stacks then need one final LayerNorm on top.
 """
 
 from __future__ import annotations
