@@ -1,0 +1,172 @@
+"""Text data for language-model training: download, read, split, tokenize once, sample batches.
+
+Batches are a pure function of ``(seed, step, micro_step)``: no hidden iterator state, so a run
+that is killed and resumed from step ``k`` draws exactly the batches an uninterrupted run draws,
+and every data-parallel rank can cut its own slice of the same global batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+TINY_SHAKESPEARE_URL = (
+    "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
+)
+DEFAULT_DATA_FILE = Path("data") / "tinyshakespeare" / "input.txt"
+
+
+class DataError(ValueError):
+    """Input text that cannot be used, with a message saying what to do instead."""
+
+
+def download(
+    url: str = TINY_SHAKESPEARE_URL,
+    dest: str | Path = DEFAULT_DATA_FILE,
+    timeout: float = 10.0,
+    retries: int = 3,
+    backoff_s: float = 1.0,
+) -> Path:
+    """Download ``url`` to ``dest`` once (atomically); a present, non-empty file is reused."""
+    import requests  # imported here: only the download path needs it
+
+    dest = Path(dest)
+    if dest.is_file() and dest.stat().st_size > 0:
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    last_error: Exception | None = None
+    for attempt in range(1, retries + 1):
+        try:
+            response = requests.get(url, timeout=timeout)
+            response.raise_for_status()
+            # Temp file + os.replace: an interrupted download never leaves a half file behind.
+            fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".download-")
+            with os.fdopen(fd, "wb") as f:
+                f.write(response.content)
+            os.replace(tmp, dest)
+            return dest
+        except requests.RequestException as error:
+            last_error = error
+            if attempt < retries:
+                time.sleep(backoff_s * 2 ** (attempt - 1))
+    raise DataError(
+        f"Could not download {url} after {retries} tries ({last_error}). "
+        "If this machine is offline, pass a local UTF-8 text file with --data-file PATH."
+    )
+
+
+def read_text(path: str | Path) -> str:
+    """Read a UTF-8 text file, with errors that say what to do."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"Data file {path} does not exist; pass an existing UTF-8 text file "
+                        "with --data-file PATH (or omit it to download Tiny Shakespeare).")
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise DataError(f"Data file {path} is empty; give --data-file a file with text in it.")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(
+            f"Data file {path} is not UTF-8 text (byte {error.start}: {error.reason}); "
+            "convert it (e.g. `iconv -t UTF-8`) or pass another --data-file."
+        ) from None
+
+
+def split_text(text: str, val_fraction: float = 0.1) -> tuple[str, str]:
+    """First ``1 - val_fraction`` of the characters for training, the rest for validation."""
+    if not 0.0 < val_fraction < 1.0:
+        raise DataError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    n = int(len(text) * (1.0 - val_fraction))
+    return text[:n], text[n:]
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    """A string that changes whenever the tokenizer would map text to different ids."""
+    ident = {"name": tokenizer.name, "vocab_size": tokenizer.vocab_size}
+    if hasattr(tokenizer, "to_dict"):
+        ident["vocab"] = tokenizer.to_dict()
+    return json.dumps(ident, sort_keys=True, default=str)
+
+
+def encode_cached(tokenizer, text: str, cache_dir: str | Path | None) -> np.ndarray:
+    """Token ids of ``text`` as uint16, cached on disk under tokenizer + content hash."""
+    if tokenizer.vocab_size > np.iinfo(np.uint16).max + 1:
+        raise DataError(f"vocab_size {tokenizer.vocab_size} does not fit in uint16 ids")
+    key = hashlib.sha256()
+    key.update(tokenizer_fingerprint(tokenizer).encode())
+    key.update(b"\0")
+    key.update(text.encode("utf-8"))
+    path = None
+    if cache_dir is not None:
+        path = Path(cache_dir) / f"{tokenizer.name}-{key.hexdigest()[:24]}.npy"
+        if path.is_file():
+            try:
+                return np.load(path)
+            except (OSError, ValueError):
+                pass  # a damaged cache file is just re-made below
+    ids = np.asarray(tokenizer.encode(text), dtype=np.uint16)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".ids-", suffix=".npy")
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, ids)
+        os.replace(tmp, path)
+    return ids
+
+
+@dataclass
+class TokenData:
+    train: np.ndarray  # uint16 ids
+    val: np.ndarray
+
+    def check_block_size(self, block_size: int) -> None:
+        for name, ids in (("training", self.train), ("validation", self.val)):
+            if len(ids) < block_size + 1:
+                raise DataError(
+                    f"The {name} split has {len(ids)} tokens but one training window needs "
+                    f"block_size + 1 = {block_size + 1}; use a longer text file or a smaller "
+                    "--block-size."
+                )
+
+
+def batch_offsets(n_tokens: int, block_size: int, batch_size: int,
+                  seed: int, step: int, micro_step: int = 0) -> np.ndarray:
+    """Start positions of the global batch for one micro-step: a function of its arguments only."""
+    rng = np.random.default_rng([seed, step, micro_step])
+    return rng.integers(0, n_tokens - block_size, size=batch_size)
+
+
+def get_batch(ids: np.ndarray, block_size: int, batch_size: int, seed: int, step: int,
+              micro_step: int = 0, rank: int = 0, world_size: int = 1
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """This rank's rows of the global batch: inputs x and next-token targets y, both (b, T)."""
+    starts = batch_offsets(len(ids), block_size, batch_size, seed, step, micro_step)
+    per_rank = batch_size // world_size
+    starts = starts[rank * per_rank:(rank + 1) * per_rank]
+    # (b, 1) + (T+1,) -> (b, T+1) window indices; x is the window minus its last token.
+    windows = torch.from_numpy(ids[starts[:, None] + np.arange(block_size + 1)].astype(np.int64))
+    return windows[:, :-1], windows[:, 1:]
+
+
+def eval_windows(ids: np.ndarray, block_size: int) -> tuple[torch.Tensor, torch.Tensor, tuple]:
+    """Cut the whole split into non-overlapping windows: every token (but the first) is predicted
+    exactly once. Returns full windows x, y (n, T) and the leftover tail (x_tail, y_tail)."""
+    n_full = (len(ids) - 1) // block_size
+    used = n_full * block_size
+    x = torch.from_numpy(ids[:used].astype(np.int64)).view(n_full, block_size)
+    y = torch.from_numpy(ids[1:used + 1].astype(np.int64)).view(n_full, block_size)
+    tail = None
+    if used + 1 < len(ids):
+        tx = torch.from_numpy(ids[used:-1].astype(np.int64))[None]
+        ty = torch.from_numpy(ids[used + 1:].astype(np.int64))[None]
+        tail = (tx, ty)
+    return x, y, tail

@@ -1,0 +1,135 @@
+"""The language-modelling loss, computed without materialising the full logits.
+
+The objective: for every position t, the model's distribution over the next token,
+p(x_{t+1} | x_{<=t}) = softmax(h_t W^T), should put high probability on the token that came:
+
+    loss = mean_t  -log softmax(h_t W^T)[x_{t+1}]          h: (N, C), W: (V, C), N = B*T
+
+With GPT-2's V = 50,257 and N = 16 * 256 = 4,096, the logits h W^T are a (4096, 50257) matrix:
+823 MB in float32, written, read back by softmax, by its backward, ... several times a step.
+``linear_cross_entropy`` walks over N in chunks and, because the loss is the last thing the
+graph computes, also works out its gradients right there (d loss / d logits = softmax - onehot):
+
+    for each chunk c:  logits_c = h_c W^T                  (n_c, V)   matmul 1
+                       p_c = softmax(logits_c)              (n_c, V)   loss_c = -log p_c[target]
+                       g_c = (p_c - onehot_c) / N
+                       dh_c = g_c W                         (n_c, C)   matmul 2
+                       dW  += g_c^T h_c                     (V, C)     matmul 3
+
+Three matmuls, as autograd would do, but only one (n_c, V) block alive at a time. The backward
+pass just scales the stored dh and dW by the incoming gradient (1.0 for a plain loss).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+IGNORE_INDEX = -100
+
+
+def hidden_states(model: nn.Module, idx: Tensor) -> Tensor:
+    """The GPT's final-LayerNorm output (B, T, C): ``GPT.forward`` up to, not including,
+    ``lm_head`` (sprint 8's attribute names; a test checks logits == hidden @ W^T)."""
+    tr = model.transformer
+    T = idx.size(1)
+    if T > model.config.block_size:
+        raise ValueError(f"sequence length {T} exceeds block_size {model.config.block_size}")
+    pos = torch.arange(T, device=idx.device)  # (T,)
+    x = tr.drop(tr.wte(idx) + tr.wpe(pos))  # (B, T, C)
+    for block in tr.h:
+        x = block(x)
+    return tr.ln_f(x)
+
+
+def _chunks(n: int, size: int):
+    for start in range(0, n, size):
+        yield start, min(start + size, n)
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, h, weight, targets, chunk_size, compute_dtype):
+        n = h.shape[0]
+        need_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
+        hc = h.to(compute_dtype)
+        wc = weight.to(compute_dtype)
+        valid = targets != IGNORE_INDEX
+        count = max(int(valid.sum()), 1)
+        safe_targets = torch.where(valid, targets, torch.zeros_like(targets))
+        all_valid = bool(valid.all())
+        loss_sum = torch.zeros((), dtype=torch.float32, device=h.device)
+        grad_h = torch.empty(h.shape, dtype=compute_dtype, device=h.device) if need_grad else None
+        grad_w = (torch.zeros(weight.shape, dtype=torch.float32, device=h.device)
+                  if need_grad else None)
+        for s, e in _chunks(n, chunk_size):
+            logits = hc[s:e] @ wc.T  # (n_c, C) @ (C, V) -> (n_c, V)
+            # softmax in float32 (accumulating 50k exponentials in bf16 would lose digits).
+            probs = torch.softmax(logits, dim=-1, dtype=torch.float32)
+            del logits
+            rows = torch.arange(e - s, device=h.device)
+            t = safe_targets[s:e]
+            p_target = probs[rows, t]
+            v = valid[s:e]
+            # -log p; clamp only guards log(0) when a probability underflows.
+            nll = -torch.log(p_target.clamp_min(torch.finfo(torch.float32).tiny))
+            loss_sum += nll.masked_fill(~v, 0.0).sum() if not all_valid else nll.sum()
+            if not need_grad:
+                continue
+            probs[rows, t] = p_target - 1.0  # d(-log softmax_t)/d logits = p - onehot(t)
+            if not all_valid:
+                probs[~v] = 0.0  # ignored positions contribute nothing
+            g = probs.to(compute_dtype)  # (n_c, V)
+            del probs
+            grad_h[s:e] = g @ wc  # (n_c, V) @ (V, C) -> (n_c, C)
+            if compute_dtype == torch.float32:
+                grad_w.addmm_(g.T, hc[s:e])  # (V, n_c) @ (n_c, C) -> (V, C)
+            else:
+                grad_w += g.T @ hc[s:e]
+        if need_grad:
+            ctx.save_for_backward(grad_h, grad_w)
+            ctx.scale = 1.0 / count
+            ctx.dtypes = (h.dtype, weight.dtype)
+        return loss_sum / count
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        grad_h, grad_w = ctx.saved_tensors
+        scale = grad_out * ctx.scale
+        h_dtype, w_dtype = ctx.dtypes
+        return (grad_h * scale).to(h_dtype), (grad_w * scale).to(w_dtype), None, None, None
+
+
+def linear_cross_entropy(h: Tensor, weight: Tensor, targets: Tensor, chunk_size: int = 1024,
+                         compute_dtype: torch.dtype | None = None) -> Tensor:
+    """Mean cross-entropy of logits ``h @ weight.T`` (h (N, C), weight (V, C), targets (N,))
+    without building all N x V logits at once. ``compute_dtype`` is the dtype of the matmuls
+    (bfloat16 under autocast); the softmax is always float32. -100 targets are skipped."""
+    if compute_dtype is None:
+        compute_dtype = (torch.get_autocast_dtype(h.device.type)
+                         if torch.is_autocast_enabled(h.device.type) else h.dtype)
+    with torch.autocast(h.device.type, enabled=False):
+        return _LinearCrossEntropy.apply(h, weight, targets, chunk_size, compute_dtype)
+
+
+class LanguageModelLoss(nn.Module):
+    """Wraps a GPT so that ``forward(x, y)`` returns the mean next-token loss.
+
+    DistributedDataParallel wraps this module (its forward is what DDP hooks into).
+    ``chunk_size`` > 0 uses ``linear_cross_entropy``; 0 uses the GPT's own forward.
+    """
+
+    def __init__(self, model: nn.Module, chunk_size: int = 0):
+        super().__init__()
+        self.model = model
+        self.chunk_size = chunk_size
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        if self.chunk_size <= 0:
+            _, loss = self.model(x, y)
+            return loss
+        h = hidden_states(self.model, x)  # (B, T, C)
+        B, T, C = h.shape
+        # (B, T, C) -> (B*T, C) rows against (B*T,) targets
+        return linear_cross_entropy(h.reshape(B * T, C), self.model.lm_head.weight,
+                                    y.reshape(B * T), self.chunk_size)

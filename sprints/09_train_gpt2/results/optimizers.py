@@ -1,0 +1,100 @@
+"""Optimizers for GPT training: AdamW with decay on 2-D weights only, optionally Muon.
+
+Weight decay pulls weights toward zero. Matrices (linear layers, embeddings) benefit from that
+regularisation; biases and LayerNorm gains are 1-D shift/scale parameters where decay only
+fights the model, so they get none (the GPT-2 / nanoGPT convention).
+
+Muon (``torch.optim.Muon``) orthogonalises the momentum of a 2-D hidden weight matrix with a
+few Newton-Schulz iterations, so every direction of the update moves at a similar rate. It is
+meant only for the hidden matrices of the transformer blocks; embeddings, the output head and
+all 1-D parameters stay on AdamW.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Two AdamW groups: 2-D (and higher) tensors with decay, everything else without."""
+    seen: set[int] = set()
+    decay, no_decay = [], []
+    for _, p in model.named_parameters():
+        if not p.requires_grad or id(p) in seen:  # tied weights appear once
+            continue
+        seen.add(id(p))
+        (decay if p.dim() >= 2 else no_decay).append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def is_hidden_matrix(name: str, p: torch.Tensor) -> bool:
+    """2-D weights inside the transformer blocks (not embeddings, not the output head)."""
+    return p.dim() == 2 and ".h." in f".{name}"
+
+
+class CombinedOptimizer:
+    """Several optimizers stepped together, with one state_dict (for checkpoints)."""
+
+    def __init__(self, optimizers: dict[str, torch.optim.Optimizer]):
+        self.optimizers = optimizers
+        # lr_scale lets one schedule drive optimizers with different base learning rates.
+        self.param_groups = [g for o in optimizers.values() for g in o.param_groups]
+
+    def step(self) -> None:
+        for opt in self.optimizers.values():
+            opt.step()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for opt in self.optimizers.values():
+            opt.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self) -> dict:
+        return {name: opt.state_dict() for name, opt in self.optimizers.items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if set(state) != set(self.optimizers):
+            raise ValueError(f"optimizer state has parts {sorted(state)}, "
+                             f"expected {sorted(self.optimizers)}")
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(state[name])
+
+
+def build_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float,
+                    betas: tuple[float, float], muon_lr: float = 0.02,
+                    fused: bool | None = None) -> CombinedOptimizer:
+    """``name`` is "adamw" or "muon" (Muon on hidden matrices + AdamW on the rest).
+
+    Every param group gets ``lr_scale`` = its base lr / ``lr`` so that the training loop can set
+    ``group["lr"] = schedule(step) * group["lr_scale"]`` for all groups alike.
+    """
+    kwargs = {"fused": fused} if fused is not None else {}
+    if name == "adamw":
+        adamw = torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, betas=betas, **kwargs)
+        for g in adamw.param_groups:
+            g["lr_scale"] = 1.0
+        return CombinedOptimizer({"adamw": adamw})
+    if name != "muon":
+        raise ValueError(f"unknown optimizer {name!r}; use adamw or muon")
+    hidden = [p for n, p in model.named_parameters() if is_hidden_matrix(n, p)]
+    hidden_ids = {id(p) for p in hidden}
+    rest = [p for n, p in model.named_parameters() if id(p) not in hidden_ids]
+    seen: set[int] = set()
+    decay, no_decay = [], []
+    for p in rest:
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        (decay if p.dim() >= 2 else no_decay).append(p)
+    muon = torch.optim.Muon(hidden, lr=muon_lr, weight_decay=weight_decay)
+    adamw = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": weight_decay},
+         {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=betas, **kwargs)
+    for g in muon.param_groups:
+        g["lr_scale"] = muon_lr / lr
+    for g in adamw.param_groups:
+        g["lr_scale"] = 1.0
+    return CombinedOptimizer({"muon": muon, "adamw": adamw})
