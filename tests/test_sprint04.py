@@ -1,0 +1,167 @@
+"""Sprint 4: early stopping, checkpoints, augmentation, and train_mnist.py end to end on tiny
+synthetic MNIST files (read by torchvision's MNIST class), with TensorBoard's own reader."""
+
+import json
+import math
+from importlib import import_module
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch import nn
+
+from tests.test_sprint02 import write_fake_mnist
+
+early_stopping = import_module("sprints.04_advanced_training_mnist.results.early_stopping")
+checkpoint = import_module("sprints.04_advanced_training_mnist.results.checkpoint")
+augment = import_module("sprints.04_advanced_training_mnist.results.augment")
+cnn = import_module("sprints.04_advanced_training_mnist.results.cnn")
+train_mnist = import_module("sprints.04_advanced_training_mnist.results.train_mnist")
+mnist_data = import_module("sprints.02_datasets_and_dataloaders.results.mnist_data")
+
+
+def test_early_stopping_on_a_scripted_loss_sequence_restores_the_best_weights():
+    losses = [1.0, 0.8, 0.85, 0.7, 0.75, 0.71, 0.72, 0.5]  # best 0.7 at epoch 4
+    model = nn.Linear(2, 1)
+    stopper = early_stopping.EarlyStopping(patience=3)
+    stopped_at = None
+    for epoch, loss in enumerate(losses, start=1):
+        with torch.no_grad():
+            model.weight.fill_(epoch)  # weights that say which epoch produced them
+        if stopper.step(loss, model):
+            stopped_at = epoch
+            break
+    # epochs 5, 6, 7 fail to beat 0.7: the third of them triggers the stop; 0.5 is never seen
+    assert stopped_at == 7
+    assert stopper.best_epoch == 4 and stopper.best_loss == 0.7
+    assert model.weight.eq(7).all()
+    stopper.restore(model)
+    assert model.weight.eq(4).all()
+
+
+def test_early_stopping_min_delta_and_patience_reset():
+    model = nn.Linear(1, 1)
+    stopper = early_stopping.EarlyStopping(patience=2, min_delta=0.1)
+    steps = [stopper.step(v, model) for v in [1.0, 0.95, 0.85, 0.84, 0.83]]
+    # 0.95 is not 0.1 better than 1.0; 0.85 is (counter resets); 0.84 and 0.83 are not
+    assert steps == [False, False, False, False, True]
+    assert stopper.best_loss == 0.85
+    with pytest.raises(ValueError, match="patience"):
+        early_stopping.EarlyStopping(patience=0)
+
+
+def test_checkpoint_is_atomic_and_loads_weights_only(tmp_path, monkeypatch):
+    path = tmp_path / "best.pt"
+    model = cnn.MnistCNN(width=4)
+    checkpoint.save_atomic({"model": model.state_dict(), "epoch": 1}, path)
+    first = path.read_bytes()
+
+    def crash(obj, f):
+        f.write(b"half a checkpoint")
+        raise OSError("disk full (test)")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(OSError, match="disk full"):
+        checkpoint.save_atomic({"epoch": 2}, path)
+    assert path.read_bytes() == first  # the old checkpoint survived the failed write
+    assert [p.name for p in tmp_path.iterdir()] == ["best.pt"]  # no temp file left behind
+    monkeypatch.undo()
+
+    loaded = checkpoint.load_checkpoint(path)
+    fresh = cnn.MnistCNN(width=4)
+    fresh.load_state_dict(loaded["model"])
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(),
+                                                 model.state_dict().values(), strict=True))
+    with pytest.raises(FileNotFoundError, match="train first"):
+        checkpoint.load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_batch_random_affine_identity_and_background_fill():
+    x = torch.rand(5, 1, 28, 28)
+    identity = augment.BatchRandomAffine(degrees=0, translate_px=0, scale=(1.0, 1.0))
+    assert torch.allclose(identity(x), x, atol=1e-5)
+    # a blank normalised image (background -0.42) must stay blank whatever the transform
+    blank = torch.full((4, 1, 28, 28), -0.42)
+    out = augment.BatchRandomAffine(degrees=30, translate_px=4, fill=-0.42)(blank)
+    assert torch.allclose(out, blank, atol=1e-5)
+    # each image gets its own transform: identical inputs come out different
+    same = x[:1].expand(4, 1, 28, 28)
+    moved = augment.BatchRandomAffine(generator=torch.Generator().manual_seed(0))(same)
+    assert not torch.allclose(moved[0], moved[1])
+
+
+def test_cnn_shapes_and_bad_input():
+    model = cnn.MnistCNN(width=8)
+    assert model(torch.randn(3, 1, 28, 28)).shape == (3, 10)
+    with pytest.raises(ValueError, match=r"\(B, 1, 28, 28\)"):
+        model(torch.randn(3, 28, 28))
+
+
+def _scalars(log_dir) -> dict[str, list]:
+    acc = EventAccumulator(str(log_dir))
+    acc.Reload()
+    return {tag: acc.Scalars(tag) for tag in acc.Tags()["scalars"]}
+
+
+def test_train_mnist_end_to_end_on_synthetic_idx_files(tmp_path):
+    write_fake_mnist(tmp_path / "data", n_train=480, n_test=200, gz=True)
+    out = tmp_path / "run"
+    epochs, batch = 3, 32
+    summary = train_mnist.main([
+        "--data-dir", str(tmp_path / "data"), "--epochs", str(epochs), "--out-dir", str(out),
+        "--seed", "0", "--width", "8", "--batch-size", str(batch), "--no-progress",
+        "--no-download", "--patience", "5",
+    ])
+    on_disk = json.loads((out / "summary.json").read_text())
+    for key in ("test_accuracy", "best_val_loss", "epochs_run", "elapsed_s"):
+        assert key in on_disk
+    assert on_disk["epochs_run"] == epochs and on_disk["n_val"] == 24  # 5% of 480
+    assert on_disk["n_test"] == 200
+    # the bars are easy to tell apart: the CNN must beat chance (0.1) by far
+    assert on_disk["test_accuracy"] > 0.6
+
+    # the checkpoint loads with weights_only=True into a fresh model and reproduces the
+    # test accuracy, computed here by hand from torchvision's reading of the test file
+    state = torch.load(out / "best_model.pt", weights_only=True)
+    model = cnn.MnistCNN(width=8)
+    model.load_state_dict(state["model"])
+    model.eval()
+    test = mnist_data.load_mnist(tmp_path / "data", train=False, download=False)
+    x = (test.data.unsqueeze(1).float() / 255 - state["mean"]) / state["std"]
+    with torch.no_grad():
+        accuracy = (model(x).argmax(1) == test.targets).float().mean().item()
+    assert accuracy == pytest.approx(summary["test_accuracy"], abs=1e-6)
+    assert state["val_loss"] == pytest.approx(on_disk["best_val_loss"])
+
+    # TensorBoard's own reader: one point per epoch; lr follows the cosine formula
+    scalars = _scalars(out / "tensorboard")
+    for tag in ("loss/train", "loss/val", "accuracy/train", "accuracy/val", "lr"):
+        assert [e.step for e in scalars[tag]] == list(range(1, epochs + 1)), tag
+    steps_per_epoch = (480 - 24) // batch  # drop_last=True
+    total = epochs * steps_per_epoch
+    for event in scalars["lr"]:
+        done = (event.step - 1) * steps_per_epoch
+        expected = 3e-3 * (1 + math.cos(math.pi * done / total)) / 2
+        assert event.value == pytest.approx(expected, rel=1e-4)
+    assert scalars["accuracy/test"][0].value == pytest.approx(summary["test_accuracy"], rel=1e-6)
+
+
+def test_train_mnist_split_test_uses_only_the_test_file(tmp_path):
+    write_fake_mnist(tmp_path / "data", n_test=300, gz=False)  # no train-* files at all
+    summary = train_mnist.main([
+        "--data-dir", str(tmp_path / "data"), "--epochs", "1", "--out-dir", str(tmp_path / "o"),
+        "--split-test", "240", "--width", "4", "--no-progress", "--no-download",
+    ])
+    assert summary["n_train"] + summary["n_val"] == 240 and summary["n_test"] == 60
+
+
+def test_train_mnist_without_data_says_where_to_put_it(tmp_path, monkeypatch):
+    def offline(*args, **kwargs):
+        raise OSError("no network (test)")
+
+    monkeypatch.setattr(mnist_data, "download_and_extract_archive", offline)
+    with pytest.raises(mnist_data.MissingMNISTError) as info:
+        train_mnist.main(["--data-dir", str(tmp_path), "--out-dir", str(tmp_path / "o")])
+    message = str(info.value)
+    assert str(tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte.gz") in message
+    assert "--split-test" in message
