@@ -31,10 +31,14 @@ def main(argv: list[str] | None = None) -> None:
 
     matplotlib.use("Agg")  # headless: draw to files, never open a window
     import matplotlib.pyplot as plt
+    import torch
     from sklearn.manifold import TSNE
 
     from .digits_embeddings import digits_embeddings
     from .embedding_plots import save_figure, scatter_by_class
+
+    # The models here are tiny: a second thread only adds synchronization overhead.
+    torch.set_num_threads(1)
 
     start = time.perf_counter()
     emb = digits_embeddings(args.n_samples, args.hidden, args.epochs, args.seed)

@@ -32,9 +32,13 @@ def main(argv: list[str] | None = None) -> None:
 
     matplotlib.use("Agg")  # headless: draw to files, never open a window
     import matplotlib.pyplot as plt
+    import torch
 
     from .digits_embeddings import digits_embeddings
     from .embedding_plots import save_figure, scatter_by_class
+
+    # The models here are tiny: a second thread only adds synchronization overhead.
+    torch.set_num_threads(1)
 
     start = time.perf_counter()
     import umap  # slow: pulls in numba and pynndescent
