@@ -41,8 +41,12 @@ class CombinedOptimizer:
 
     def __init__(self, optimizers: dict[str, torch.optim.Optimizer]):
         self.optimizers = optimizers
-        # lr_scale lets one schedule drive optimizers with different base learning rates.
-        self.param_groups = [g for o in optimizers.values() for g in o.param_groups]
+
+    @property
+    def param_groups(self) -> list[dict]:
+        # A property, not a list made once: Optimizer.load_state_dict replaces the group dicts,
+        # and a stale list would keep setting the learning rate on dicts nobody reads.
+        return [g for o in self.optimizers.values() for g in o.param_groups]
 
     def step(self) -> None:
         for opt in self.optimizers.values():

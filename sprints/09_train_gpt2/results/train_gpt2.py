@@ -408,7 +408,8 @@ def train(args: argparse.Namespace) -> dict:
     ckpt_tok = (source_ckpt or {}).get("extra", {}).get("tokenizer")
     tokenizer, tokens = load_text_and_tokenizer(args, ckpt_tok, rank)
 
-    # --- model
+    # --- model (same initial weights on every rank: one seed before building it)
+    torch.manual_seed(args.seed)
     model, _ = build_model(args, tokenizer.vocab_size)
     if model.config.vocab_size < tokenizer.vocab_size:
         raise ValueError(f"the model's vocabulary ({model.config.vocab_size}) is smaller than "
@@ -441,7 +442,7 @@ def train(args: argparse.Namespace) -> dict:
         elapsed_before = float(resume_ckpt["extra"].get("elapsed_s", 0.0))
         _utils.set_rng_states(resume_ckpt["rng_states"])
     else:
-        torch.manual_seed(args.seed + rank)
+        torch.manual_seed(args.seed + 1000 * (rank + 1))  # dropout masks differ per rank
 
     loss_module = LanguageModelLoss(model, chunk)
     runner = loss_module
