@@ -29,21 +29,25 @@ mnist_data = import_module("sprints.02_datasets_and_dataloaders.results.mnist_da
 loops = import_module("sprints.03_models_and_training_loops.results.training_loop")
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keep the docstring's layout and show every default."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--data-dir", default="data", help="folder holding MNIST/raw/ (default: data)")
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=_HelpFormatter)
+    p.add_argument("--data-dir", default="data", help="folder holding MNIST/raw/")
     p.add_argument("--epochs", type=int, default=15, help="maximum number of epochs")
     p.add_argument("--out-dir", default="runs/mnist", help="TensorBoard logs, checkpoint, summary")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seeds init, split, order, augmentation")
     p.add_argument("--split-test", type=int, default=0, metavar="N",
                    help="use only the test file: first N digits to train/validate, the rest to "
                         "test (for a data dir that holds just t10k-*; 0 = official split)")
     p.add_argument("--val-fraction", type=float, default=0.05,
                    help="share of the training digits held out for validation")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=64, help="training batch size")
     p.add_argument("--lr", type=float, default=3e-3, help="peak AdamW learning rate")
-    p.add_argument("--weight-decay", type=float, default=5e-4)
-    p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--weight-decay", type=float, default=5e-4, help="AdamW weight decay")
+    p.add_argument("--label-smoothing", type=float, default=0.1, help="for the training loss")
     p.add_argument("--patience", type=int, default=4, help="early-stopping patience in epochs")
     p.add_argument("--width", type=int, default=32, help="channels of the first conv block")
     p.add_argument("--no-augment", action="store_true", help="train without random affine")
@@ -98,11 +102,10 @@ def main(argv: list[str] | None = None) -> dict:
     if args.epochs < 1:
         raise SystemExit("--epochs must be at least 1")
     torch.manual_seed(args.seed)
+    start = time.perf_counter()
+    splits = load_splits(args)  # first, so missing data fails before anything is written
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-
-    splits = load_splits(args)
     # Normalise with the statistics of the training digits we actually train on.
     mean, std = mnist_data.pixel_mean_std([splits["train"][0].float() / 255])
     print(f"train/val/test digits: {[len(s[1]) for s in splits.values()]}; "
