@@ -97,7 +97,7 @@ def main() -> None:
     for col, images in enumerate(rows):
         for row, image in enumerate(images):
             ax = axes[row, col]
-            ax.imshow(image[0], cmap="gray")
+            ax.imshow(image[0].numpy(), cmap="gray")
             ax.plot([13.5], [13.5], "r+", markersize=6, label="frame centre")
             ax.set_xticks([])
             ax.set_yticks([])

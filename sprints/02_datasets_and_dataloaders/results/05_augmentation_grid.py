@@ -56,7 +56,7 @@ def main() -> None:
         columns = [("original", image)] + [(name, t(image)) for name, t in augs.items()]
         for col, (name, shown) in enumerate(columns):
             ax = axes[row, col]
-            ax.imshow(shown[0], cmap="gray", vmin=0, vmax=1)
+            ax.imshow(shown[0].numpy(), cmap="gray", vmin=0, vmax=1)
             ax.set_xticks([])
             ax.set_yticks([])
             if row == 0:
