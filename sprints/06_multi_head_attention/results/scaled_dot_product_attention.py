@@ -107,9 +107,7 @@ def padding_mask(lengths: Tensor, max_len: int) -> Tensor:
             f"lengths must be 1-D (one length per sequence); got shape {tuple(lengths.shape)}"
         )
     if lengths.numel() and (int(lengths.min()) < 0 or int(lengths.max()) > max_len):
-        raise ValueError(
-            f"every length must be in [0, max_len={max_len}]; got {lengths.tolist()}"
-        )
+        raise ValueError(f"every length must be in [0, max_len={max_len}]; got {lengths.tolist()}")
     positions = torch.arange(max_len, device=lengths.device)
     # (1, max_len) < (B, 1) -> (B, max_len) -> (B, 1, 1, max_len)
     return (positions[None, :] < lengths[:, None])[:, None, None, :]
