@@ -45,6 +45,9 @@ def test_script_help_exits_zero(module, monkeypatch, capsys):
     # Run in-process (as ``python -m module --help`` would) to avoid paying torch's import
     # time once per script; argparse prints the usage and raises SystemExit(0).
     monkeypatch.setattr(sys, "argv", [module, "--help"])
+    # A module another test already imported would be executed a second time under
+    # __main__; drop the cached copy so runpy starts from a clean slate, as `python -m` does.
+    monkeypatch.delitem(sys.modules, module, raising=False)
     with pytest.raises(SystemExit) as exit_info:
         runpy.run_module(module, run_name="__main__", alter_sys=True)
     assert exit_info.value.code in (0, None)
