@@ -145,6 +145,26 @@ def test_muon_gets_hidden_matrices_only():
     assert id(model.lm_head.weight) in adamw_ids
 
 
+def test_batched_muon_follows_torch_muon():
+    # torch.optim.Muon runs Newton-Schulz in bf16, ours in float32: same rule, ~1% apart.
+    torch.manual_seed(0)
+    shapes = [(48, 16), (16, 16), (48, 16), (16, 64)]
+    ref = [torch.nn.Parameter(torch.randn(s)) for s in shapes]
+    ours = [torch.nn.Parameter(p.detach().clone()) for p in ref]
+    start = [p.detach().clone() for p in ref]
+    opt_ref = torch.optim.Muon(ref, lr=0.02, weight_decay=0.1)
+    opt_ours = optimizers.BatchedMuon(ours, lr=0.02, weight_decay=0.1)
+    for _ in range(3):
+        for p, q in zip(ref, ours, strict=True):
+            g = torch.randn_like(p)
+            p.grad, q.grad = g.clone(), g.clone()
+        opt_ref.step()
+        opt_ours.step()
+    for p, q, p0 in zip(ref, ours, start, strict=True):
+        moved = (p.detach() - p0).abs().max()
+        assert (p.detach() - q.detach()).abs().max() < 0.03 * moved
+
+
 def test_linear_cross_entropy_matches_torch():
     torch.manual_seed(0)
     h = torch.randn(37, 8, requires_grad=True)

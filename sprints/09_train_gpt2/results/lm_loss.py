@@ -64,23 +64,27 @@ class _LinearCrossEntropy(torch.autograd.Function):
                   if need_grad else None)
         for s, e in _chunks(n, chunk_size):
             logits = hc[s:e] @ wc.T  # (n_c, C) @ (C, V) -> (n_c, V)
-            # softmax in float32 (accumulating 50k exponentials in bf16 would lose digits).
-            probs = torch.softmax(logits, dim=-1, dtype=torch.float32)
+            # The softmax kernel sums the exponentials in float32 whatever its dtype. When
+            # gradients are needed it returns compute_dtype (bf16 under autocast): the
+            # gradient feeds bf16 matmuls anyway, and skipping a float32 copy of the (n_c, V)
+            # block halves the memory traffic, the bottleneck here. Evaluation (no grad) keeps
+            # float32 probabilities, so the reported validation loss is not rounded to bf16.
+            probs = torch.softmax(logits, dim=-1,
+                                  dtype=compute_dtype if need_grad else torch.float32)
             del logits
             rows = torch.arange(e - s, device=h.device)
             t = safe_targets[s:e]
-            p_target = probs[rows, t]
+            p_target = probs[rows, t].float()
             v = valid[s:e]
             # -log p; clamp only guards log(0) when a probability underflows.
             nll = -torch.log(p_target.clamp_min(torch.finfo(torch.float32).tiny))
             loss_sum += nll.masked_fill(~v, 0.0).sum() if not all_valid else nll.sum()
             if not need_grad:
                 continue
-            probs[rows, t] = p_target - 1.0  # d(-log softmax_t)/d logits = p - onehot(t)
+            probs[rows, t] = (p_target - 1.0).to(probs.dtype)  # d(-log p_t)/d logits = p - onehot
             if not all_valid:
                 probs[~v] = 0.0  # ignored positions contribute nothing
-            g = probs.to(compute_dtype)  # (n_c, V)
-            del probs
+            g = probs  # (n_c, V), compute_dtype
             grad_h[s:e] = g @ wc  # (n_c, V) @ (V, C) -> (n_c, C)
             if compute_dtype == torch.float32:
                 grad_w.addmm_(g.T, hc[s:e])  # (V, n_c) @ (n_c, C) -> (V, C)
@@ -100,7 +104,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         return (grad_h * scale).to(h_dtype), (grad_w * scale).to(w_dtype), None, None, None
 
 
-def linear_cross_entropy(h: Tensor, weight: Tensor, targets: Tensor, chunk_size: int = 1024,
+def linear_cross_entropy(h: Tensor, weight: Tensor, targets: Tensor, chunk_size: int = 2048,
                          compute_dtype: torch.dtype | None = None) -> Tensor:
     """Mean cross-entropy of logits ``h @ weight.T`` (h (N, C), weight (V, C), targets (N,))
     without building all N x V logits at once. ``compute_dtype`` is the dtype of the matmuls

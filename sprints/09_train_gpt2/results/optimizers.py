@@ -12,8 +12,78 @@ all 1-D parameters stay on AdamW.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
+
+# torch.optim.Muon's defaults (Keller Jordan's quintic Newton-Schulz coefficients).
+NS_COEFFICIENTS = (3.4445, -4.775, 2.0315)
+
+
+def newton_schulz(g: torch.Tensor, steps: int = 5, eps: float = 1e-7,
+                  coefficients: tuple[float, float, float] = NS_COEFFICIENTS) -> torch.Tensor:
+    """Approximate orthogonalisation U V^T of each matrix in a batch g (k, A, B), float32.
+
+    The same iteration as torch.optim.Muon's ``_zeropower_via_newtonschulz``:
+    X <- a X + (b G + c G^2) X with G = X X^T, after scaling X to spectral norm <= 1.
+    """
+    a, b, c = coefficients
+    x = g.float()
+    wide = x.size(-2) > x.size(-1)
+    if wide:
+        x = x.mT  # iterate on the short side: (k, A, B) -> (k, B, A)
+    x = x / x.norm(dim=(-2, -1), keepdim=True).clamp(min=eps)
+    for _ in range(steps):
+        gram = x @ x.mT  # (k, r, r)
+        update = torch.baddbmm(gram, gram, gram, beta=b, alpha=c)  # b G + c G^2
+        x = torch.baddbmm(x, update, x, beta=a)  # a X + (b G + c G^2) X
+    return x.mT if wide else x
+
+
+class BatchedMuon(torch.optim.Optimizer):
+    """torch.optim.Muon's update rule, with the Newton-Schulz iteration run once per SHAPE
+    (all same-shaped matrices stacked into one batched matmul) and in float32.
+
+    On this CPU torch's Muon cost 24 ms per step for the speedrun model's 16 small matrices:
+    16 x 5 iterations of tiny bf16 matmuls, where the per-call overhead dominates. Batched,
+    the 16 matrices are 3 stacks. Same momentum (Nesterov), same learning-rate adjustment
+    (``"original"``: lr * sqrt(max(1, A / B))), same decoupled weight decay.
+    """
+
+    def __init__(self, params, lr: float = 0.02, weight_decay: float = 0.0,
+                 momentum: float = 0.95, nesterov: bool = True, ns_steps: int = 5,
+                 eps: float = 1e-7):
+        defaults = dict(lr=lr, weight_decay=weight_decay, momentum=momentum,
+                        nesterov=nesterov, ns_steps=ns_steps, eps=eps)
+        super().__init__(params, defaults)
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.dim() != 2:
+                    raise ValueError(f"Muon is for 2-D matrices, got shape {tuple(p.shape)}")
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            lr, mom = group["lr"], group["momentum"]
+            by_shape: dict[tuple, list] = {}
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if "momentum_buffer" not in state:
+                    state["momentum_buffer"] = torch.zeros_like(p)
+                buf = state["momentum_buffer"]
+                buf.lerp_(p.grad, 1 - mom)
+                update = p.grad.lerp(buf, mom) if group["nesterov"] else buf
+                by_shape.setdefault(tuple(p.shape), []).append((p, update))
+            for (rows, cols), items in by_shape.items():
+                ortho = newton_schulz(torch.stack([u for _, u in items]), group["ns_steps"],
+                                      group["eps"])  # (k, rows, cols)
+                adjusted = lr * math.sqrt(max(1.0, rows / cols))
+                for (p, _), o in zip(items, ortho, strict=True):
+                    p.mul_(1 - lr * group["weight_decay"])
+                    p.add_(o.to(p.dtype), alpha=-adjusted)
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -70,7 +140,8 @@ class CombinedOptimizer:
 def build_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float,
                     betas: tuple[float, float], muon_lr: float = 0.02,
                     fused: bool | None = None) -> CombinedOptimizer:
-    """``name`` is "adamw" or "muon" (Muon on hidden matrices + AdamW on the rest).
+    """``name`` is "adamw" or "muon" (``BatchedMuon``, torch.optim.Muon's rule, on the hidden
+    matrices + AdamW on the rest).
 
     Every param group gets ``lr_scale`` = its base lr / ``lr`` so that the training loop can set
     ``group["lr"] = schedule(step) * group["lr_scale"]`` for all groups alike.
@@ -93,7 +164,7 @@ def build_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float,
             continue
         seen.add(id(p))
         (decay if p.dim() >= 2 else no_decay).append(p)
-    muon = torch.optim.Muon(hidden, lr=muon_lr, weight_decay=weight_decay)
+    muon = BatchedMuon(hidden, lr=muon_lr, weight_decay=weight_decay)
     adamw = torch.optim.AdamW(
         [{"params": decay, "weight_decay": weight_decay},
          {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=betas, **kwargs)

@@ -173,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch threads (default: cores / processes on this machine)")
     g.add_argument("--loss-chunk", type=int, default=None,
                    help="rows per chunk of the fused output-layer + cross-entropy; 0 = the "
-                        "model's plain forward (default: 1024 if vocab >= 8192 else 0)")
+                        "model's plain forward (default: 2048 if vocab >= 8192 else 0)")
     return p
 
 
@@ -428,7 +428,7 @@ def train(args: argparse.Namespace) -> dict:
     model.to(device)
     dtype = pick_dtype(args.dtype, device, model.config.n_embd)
     chunk = args.loss_chunk if args.loss_chunk is not None else (
-        1024 if model.config.vocab_size >= 8192 else 0)
+        2048 if model.config.vocab_size >= 8192 else 0)
     fused = True if device.type == "cuda" else None
     optimizer = build_optimizer(model, args.optimizer, args.lr, args.weight_decay,
                                 (args.beta1, args.beta2),
@@ -539,8 +539,9 @@ def train(args: argparse.Namespace) -> dict:
             dt = time.time() - t_step
             tok_s = tokens_per_step / max(dt, 1e-9)
             if master:
-                log_file.write(json.dumps({"step": step, "loss": loss_value, "lr": lr,
-                                           "grad_norm": grad_norm, "tokens_per_s": tok_s}) + "\n")
+                log_file.write(json.dumps({
+                    "step": step, "loss": loss_value, "lr": lr, "grad_norm": grad_norm,
+                    "tokens_per_s": tok_s, "time_s": time.time() - t_start}) + "\n")
                 writer.add_scalar("train/loss", loss_value, step)
                 writer.add_scalar("train/lr", lr, step)
                 writer.add_scalar("train/grad_norm", grad_norm, step)
