@@ -61,7 +61,8 @@ def top_p_filter(logits: Tensor, p: float) -> Tensor:
 
 def greedy(logits: Tensor) -> Tensor:
     """The most likely token of each row: (..., V) -> (..., 1)."""
-    return torch.argmax(logits, dim=-1, keepdim=True)
+    # float32 first: argmax over bf16 logits is ~10x slower on CPU than the conversion.
+    return torch.argmax(logits.float(), dim=-1, keepdim=True)
 
 
 def filtered_probs(
