@@ -467,3 +467,24 @@ def test_failed_save_leaves_previous_checkpoint_intact(text_file, tmp_path, caps
     ckpt = torch.load(out / "latest.pt", weights_only=True)
     assert ckpt["step"] == 3
     assert not list(out.glob(".*.tmp"))
+
+
+def test_init_from_hugging_face_directory(text_file, tmp_path):
+    # A tiny GPT with GPT-2's vocabulary, exported in Hugging Face's format, is the start point;
+    # the first logged loss must be that model's loss on the run's first batch.
+    torch.manual_seed(0)
+    pre = GPT(GPTConfig(vocab_size=50257, block_size=32, n_layer=1, n_head=2, n_embd=16))
+    hf_dir = tmp_path / "hf"
+    pre.save_pretrained(hf_dir)
+    out = tmp_path / "ft"
+    args = tiny_args(text_file, out, "--init-from", str(hf_dir), "--max-steps", "2",
+                     "--eval-interval", "2")
+    assert train_gpt2.main(args) == 0
+    tok = import_module("sprints.08_gpt2_assembly.results.tokenizer").get_tokenizer("gpt2")
+    text = text_file.read_text()
+    ids = np.asarray(tok.encode(text[: int(len(text) * 0.9)]), dtype=np.uint16)
+    x, y = data_lib.get_batch(ids, 16, 4, seed=1337, step=0)
+    with torch.no_grad():
+        _, expected = pre(x, y)
+    assert step_losses(out)[1] == pytest.approx(expected.item(), rel=1e-4)
+    assert torch.load(out / "latest.pt", weights_only=True)["config"]["vocab_size"] == 50257
