@@ -43,7 +43,7 @@ CheckpointError = _utils.CheckpointError
 # to check that a diverged run stops and keeps its last good checkpoint.
 NAN_HOOK_ENV = "TRAIN_GPT2_INJECT_NAN_AT_STEP"
 
-# Values used when neither a flag nor --preset sets them (a ~20 s character-level run).
+# Values used when neither a flag nor --preset sets them (a ~30 s character-level run).
 DEFAULTS: dict = dict(
     tokenizer=None, model=None, n_layer=4, n_head=4, n_embd=128, block_size=64, dropout=0.0,
     bias=True, optimizer="adamw", lr=1e-3, muon_lr=0.02, min_lr=1e-4, warmup_steps=50,
