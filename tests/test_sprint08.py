@@ -196,6 +196,25 @@ def test_loss_equals_cross_entropy_and_transformers(tmp_path):
     assert ours(idx)[1] is None
 
 
+def test_logits_to_keep_and_hidden_states_match_transformers(tmp_path):
+    hf = random_hf(seed=3)
+    hf.save_pretrained(tmp_path)
+    ours = GPT.from_pretrained(tmp_path).eval()
+    idx = torch.randint(0, 100, (2, 16))
+    with torch.no_grad():
+        hf_out = hf(idx, logits_to_keep=3, output_hidden_states=True)
+        last3, _ = ours(idx, logits_to_keep=3)
+        hidden = ours.hidden_states(idx)
+    assert last3.shape == (2, 3, 100)
+    torch.testing.assert_close(last3, hf_out.logits, atol=1e-5, rtol=1e-5)
+    # transformers' last hidden state is taken after ln_f, as ours is.
+    torch.testing.assert_close(hidden, hf_out.hidden_states[-1], atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="logits_to_keep"):
+        ours(idx, idx, logits_to_keep=1)
+    with pytest.raises(ValueError, match="logits_to_keep"):
+        ours(idx, logits_to_keep=-1)
+
+
 def test_initial_loss_is_near_uniform():
     # Small random weights give nearly equal logits: loss ~ ln(vocab_size) for targets the
     # model cannot know. (targets=idx would score lower: tied weights favour the input token.)

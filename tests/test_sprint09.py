@@ -187,7 +187,7 @@ def test_hidden_states_times_head_are_the_gpt_logits():
     model = small_gpt().eval()
     idx = torch.randint(0, 11, (3, 16))
     logits, _ = model(idx)
-    h = lm_loss.hidden_states(model, idx)
+    h = model.hidden_states(idx)
     torch.testing.assert_close(h @ model.lm_head.weight.T, logits, rtol=1e-5, atol=1e-5)
 
 

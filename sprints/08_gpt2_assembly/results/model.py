@@ -81,12 +81,11 @@ class GPT(nn.Module):
         # LayerNorms start as the identity map: weight 1, bias 0 (their own init).
 
     # ----- forward -------------------------------------------------------------------------
-    def forward(
-        self, idx: Tensor, targets: Tensor | None = None, kv_cache: Any = None
-    ) -> tuple[Tensor, Tensor | None]:
-        """idx (B, T) -> (logits (B, T, vocab_size), mean cross-entropy or None).
+    def hidden_states(self, idx: Tensor, kv_cache: Any = None) -> Tensor:
+        """idx (B, T) -> the final LayerNorm's output (B, T, C): the model up to ``lm_head``.
 
-        ``targets`` (B, T): the next token of every position; -100 marks positions to skip.
+        Sprint 9's chunked loss multiplies these by ``lm_head.weight`` itself, a slice at a
+        time, so that the full (B, T, vocab_size) logits never exist at once.
         ``kv_cache``: any object with ``length``, ``update(layer_idx, k, v)`` and
         ``advance(T)`` (sprint 10's ``KVCache``); idx then holds only the new tokens.
         """
@@ -112,10 +111,34 @@ class GPT(nn.Module):
         x = self.transformer.drop(tok_emb + pos_emb)
         for block in self.transformer.h:
             x = block(x, kv_cache)  # (B, T, C)
-        x = self.transformer.ln_f(x)
-        logits = self.lm_head(x)  # (B, T, C) -> (B, T, vocab_size)
         if kv_cache is not None:
             kv_cache.advance(T)  # after the last layer: every layer saw the same length
+        return self.transformer.ln_f(x)
+
+    def forward(
+        self,
+        idx: Tensor,
+        targets: Tensor | None = None,
+        kv_cache: Any = None,
+        logits_to_keep: int = 0,
+    ) -> tuple[Tensor, Tensor | None]:
+        """idx (B, T) -> (logits (B, T, vocab_size), mean cross-entropy or None).
+
+        ``targets`` (B, T): the next token of every position; -100 marks positions to skip.
+        ``kv_cache``: see ``hidden_states``.
+        ``logits_to_keep``: k > 0 computes the logits of the last k positions only,
+        (B, k, vocab_size). Generation needs just the last one, and ``lm_head`` is about a
+        third of GPT-2 small's FLOPs, so this saves most of that third on long prompts.
+        """
+        if logits_to_keep < 0 or (logits_to_keep and targets is not None):
+            raise ValueError(
+                f"logits_to_keep must be 0 (all positions) or positive, and 0 when targets "
+                f"are given (the loss needs every position); got {logits_to_keep}"
+            )
+        x = self.hidden_states(idx, kv_cache)  # (B, T, C)
+        if logits_to_keep:
+            x = x[:, -logits_to_keep:]  # (B, T, C) -> (B, k, C)
+        logits = self.lm_head(x)  # (B, T or k, C) -> (B, T or k, vocab_size)
         loss = None
         if targets is not None:
             if targets.shape != idx.shape:

@@ -28,7 +28,7 @@ import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 
 from . import data as data_lib  # noqa: E402
-from .lm_loss import LanguageModelLoss, hidden_states, linear_cross_entropy  # noqa: E402
+from .lm_loss import LanguageModelLoss, linear_cross_entropy  # noqa: E402
 from .lr_schedule import lr_at  # noqa: E402
 from .optimizers import build_optimizer  # noqa: E402
 
@@ -279,7 +279,7 @@ def evaluate(loss_module: LanguageModelLoss, windows, batch_size: int, device, d
         x, y = x.to(device), y.to(device)
         with autocast(device, dtype):
             if loss_module.chunk_size > 0:
-                h = hidden_states(model, x)  # (b, T, C)
+                h = model.hidden_states(x)  # (b, T, C)
                 loss = linear_cross_entropy(h.reshape(-1, h.size(-1)), model.lm_head.weight,
                                             y.reshape(-1), loss_module.chunk_size)
             else:

@@ -84,7 +84,8 @@ def generate(
     finished = torch.zeros(B, dtype=torch.bool, device=idx.device)
 
     def choose(logits: Tensor) -> Tensor:
-        # logits (B, T, V): only the last position predicts the next token.
+        # logits (B, 1, V): only the last position predicts the next token, so the model
+        # computes only its logits (logits_to_keep=1).
         return sample_next_token(logits[:, -1, :], temperature, top_k, top_p, generator)
 
     if max_new_tokens == 0:
@@ -95,12 +96,12 @@ def generate(
             cache = KVCache.for_model(model, B)
         cache.reset()
         # Prefill: the prompt (its last block_size tokens) in one pass fills the cache.
-        logits, _ = model(seq[:, max(0, n - block_size) : n], kv_cache=cache)
+        logits, _ = model(seq[:, max(0, n - block_size) : n], kv_cache=cache, logits_to_keep=1)
 
     for step in range(max_new_tokens):
         if not use_kv_cache:
             # Crop to the last block_size tokens: positions restart at 0 for the window.
-            logits, _ = model(seq[:, max(0, n - block_size) : n])
+            logits, _ = model(seq[:, max(0, n - block_size) : n], logits_to_keep=1)
         next_token = choose(logits).view(B)  # (B, 1) -> (B,)
         seq[:, n] = next_token
         n += 1
@@ -113,10 +114,10 @@ def generate(
             if cache.length >= block_size:
                 # Window full: re-prefill from the tail of the sequence (see module doc).
                 cache.reset()
-                logits, _ = model(seq[:, n - refill : n], kv_cache=cache)
+                logits, _ = model(seq[:, n - refill : n], kv_cache=cache, logits_to_keep=1)
             else:
                 # Decode step: only the newest token goes through the model, (B, 1).
-                logits, _ = model(seq[:, n - 1 : n], kv_cache=cache)
+                logits, _ = model(seq[:, n - 1 : n], kv_cache=cache, logits_to_keep=1)
 
 
 def generate_all(model: nn.Module, idx: Tensor, max_new_tokens: int, **kwargs) -> Tensor:
