@@ -11,6 +11,7 @@ import json
 import math
 import os
 import pickle
+import re
 from importlib import import_module
 
 import pytest
@@ -232,6 +233,18 @@ def test_bad_inputs_have_clear_errors():
         model(torch.zeros(8, dtype=torch.long))
     with pytest.raises(ValueError, match="shape"):
         model(torch.zeros(1, 4, dtype=torch.long), torch.zeros(1, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match="idx.long"):
+        model(torch.zeros(1, 4))
+    # Ids outside the vocabulary (vocab_size 100): a tokenizer/model mismatch, named as such.
+    with pytest.raises(ValueError, match="ids 0 to 99; encode the text"):
+        model(torch.tensor([[3, 100]]))
+    with pytest.raises(ValueError, match="from -1 to"):
+        model(torch.tensor([[-1, 3]]))
+    idx = torch.tensor([[3, 4, 5]])
+    with pytest.raises(ValueError, match="targets holds token ids from .* to 170"):
+        model(idx, torch.tensor([[4, 170, -100]]))
+    _, loss = model(idx, torch.tensor([[4, 5, -100]]))  # -100 (skip) is allowed in targets
+    assert torch.isfinite(loss)
 
 
 # ----- KV-cache protocol ------------------------------------------------------------------
@@ -419,6 +432,32 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     assert sorted(os.listdir(tmp_path)) == ["ckpt.pt"]  # the temporary file is gone
     monkeypatch.undo()
     assert utils.load_checkpoint(path)["step"] == 1
+
+
+def test_save_checkpoint_refuses_what_weights_only_cannot_read(tmp_path):
+    import collections
+    import pathlib
+
+    import numpy as np
+
+    path = tmp_path / "ckpt.pt"
+    # Everything the walk accepts really does load back under weights_only=True ...
+    fine = {"a": (1, 2.5, None, True, "s", b"b"), "d": torch.float16, "dev": torch.device("cpu"),
+            "size": torch.Size([2, 3]), "od": collections.OrderedDict(x=[torch.ones(2)])}
+    utils.save_checkpoint(path, model=small_gpt(), extra=fine)
+    before = path.read_bytes()
+    assert utils.load_checkpoint(path)["extra"]["size"] == torch.Size([2, 3])
+    # ... and each value it rejects would not: torch.load itself refuses it.
+    for bad, name in [(np.zeros(3), "ndarray"), (np.int64(3), "int64"),
+                      (np.float64(0.5), "float64"), (pathlib.Path("x"), "PosixPath")]:
+        where = re.escape("checkpoint['extra']['v']")
+        with pytest.raises(ValueError, match=f"cannot save {where}: .*{name}"):
+            utils.save_checkpoint(path, model=small_gpt(), extra={"v": bad})
+        torch.save({"v": bad}, tmp_path / "raw.pt")
+        with pytest.raises(Exception, match="Weights only load failed"):
+            torch.load(tmp_path / "raw.pt", weights_only=True)
+    assert path.read_bytes() == before  # the good checkpoint was never touched
+    assert sorted(os.listdir(tmp_path)) == ["ckpt.pt", "raw.pt"]
 
 
 class _Evil:

@@ -62,6 +62,9 @@ def main() -> None:
     parser.add_argument("--seq-len", type=int, default=64, help="tokens per sequence")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    for flag in ("batch_size", "seq_len"):
+        if getattr(args, flag) < 1:
+            parser.error(f"--{flag.replace('_', '-')} must be at least 1")
 
     torch.manual_seed(args.seed)
     cfg = GPTConfig.from_preset(args.preset)

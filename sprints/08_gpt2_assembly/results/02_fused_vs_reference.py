@@ -36,6 +36,9 @@ def main() -> None:
     parser.add_argument("--seq-len", type=int, default=256)
     parser.add_argument("--steps", type=int, default=3, help="timed steps per path")
     args = parser.parse_args()
+    for flag in ("vocab_size", "batch_size", "seq_len", "steps"):
+        if getattr(args, flag) < 1:
+            parser.error(f"--{flag.replace('_', '-')} must be at least 1")
 
     torch.manual_seed(0)
     cfg = GPTConfig.from_preset(args.preset, vocab_size=args.vocab_size)

@@ -81,6 +81,22 @@ class GPT(nn.Module):
         # LayerNorms start as the identity map: weight 1, bias 0 (their own init).
 
     # ----- forward -------------------------------------------------------------------------
+    def _check_token_range(self, ids: Tensor, name: str, skip: int | None = None) -> None:
+        """Ids outside [0, vocab_size) would fail deep inside the embedding (or as a device
+        assert on CUDA); the usual cause is a tokenizer that does not match the model.
+        ``skip``: a value allowed besides the vocabulary (-100, the loss's "ignore" mark)."""
+        if ids.numel() == 0 or torch.compiler.is_compiling():
+            return
+        if skip is not None:
+            ids = ids.masked_fill(ids == skip, 0)
+        low, high = torch.stack([ids.min(), ids.max()]).tolist()  # one device->host copy
+        if low < 0 or high >= self.config.vocab_size:
+            raise ValueError(
+                f"{name} holds token ids from {low} to {high}, but this model's vocabulary has "
+                f"ids 0 to {self.config.vocab_size - 1}; encode the text with the tokenizer "
+                "the model was trained with"
+            )
+
     def hidden_states(self, idx: Tensor, kv_cache: Any = None) -> Tensor:
         """idx (B, T) -> the final LayerNorm's output (B, T, C): the model up to ``lm_head``.
 
@@ -89,13 +105,18 @@ class GPT(nn.Module):
         ``kv_cache``: any object with ``length``, ``update(layer_idx, k, v)`` and
         ``advance(T)`` (sprint 10's ``KVCache``); idx then holds only the new tokens.
         """
-        if idx.dim() != 2 or idx.dtype not in (torch.long, torch.int32):
+        if idx.dim() != 2:
             raise ValueError(
-                f"idx must be a (batch, time) tensor of integer token ids, got shape "
-                f"{tuple(idx.shape)} and dtype {idx.dtype}; add a batch dimension with "
-                "idx[None] for one sequence"
+                f"idx must be a (batch, time) tensor of token ids, got shape "
+                f"{tuple(idx.shape)}; add a batch dimension with idx[None] for one sequence"
+            )
+        if idx.dtype not in (torch.long, torch.int32):
+            raise ValueError(
+                f"idx must hold integer token ids (torch.long), got dtype {idx.dtype}; "
+                "convert with idx.long()"
             )
         B, T = idx.shape
+        self._check_token_range(idx, "idx")
         past = 0 if kv_cache is None else int(kv_cache.length)
         if T == 0:
             raise ValueError("idx has no tokens (T = 0)")
@@ -135,17 +156,19 @@ class GPT(nn.Module):
                 f"logits_to_keep must be 0 (all positions) or positive, and 0 when targets "
                 f"are given (the loss needs every position); got {logits_to_keep}"
             )
-        x = self.hidden_states(idx, kv_cache)  # (B, T, C)
-        if logits_to_keep:
-            x = x[:, -logits_to_keep:]  # (B, T, C) -> (B, k, C)
-        logits = self.lm_head(x)  # (B, T or k, C) -> (B, T or k, vocab_size)
-        loss = None
         if targets is not None:
             if targets.shape != idx.shape:
                 raise ValueError(
                     f"targets must have idx's shape {tuple(idx.shape)}, got "
                     f"{tuple(targets.shape)}"
                 )
+            self._check_token_range(targets, "targets", skip=-100)
+        x = self.hidden_states(idx, kv_cache)  # (B, T, C)
+        if logits_to_keep:
+            x = x[:, -logits_to_keep:]  # (B, T, C) -> (B, k, C)
+        logits = self.lm_head(x)  # (B, T or k, C) -> (B, T or k, vocab_size)
+        loss = None
+        if targets is not None:
             # (B, T, V) -> (B*T, V) against (B*T,): mean over positions not marked -100.
             loss = F.cross_entropy(
                 logits.view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-100

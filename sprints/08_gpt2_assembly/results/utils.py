@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import random
 import tempfile
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,33 @@ def _plain(value: Any) -> Any:
     return value
 
 
+# What torch.load(weights_only=True) rebuilds: tensors, plain Python values and containers.
+_PLAIN_LEAVES = (torch.Tensor, torch.dtype, torch.device, torch.Size)
+_PLAIN_SCALARS = {type(None), bool, int, float, complex, str, bytes}
+_PLAIN_CONTAINERS = {dict, OrderedDict, list, tuple}
+
+
+def _find_unloadable(value: Any, where: str) -> str | None:
+    """The first value ``weights_only=True`` could not read back, as "where: type", or None.
+
+    Checked before writing, because such a value (a NumPy array or scalar, a Path, any
+    custom object) saves without complaint and only fails when the checkpoint is loaded.
+    """
+    kind = type(value)
+    if kind in _PLAIN_SCALARS or isinstance(value, _PLAIN_LEAVES):
+        return None
+    if kind in _PLAIN_CONTAINERS:
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            if isinstance(value, dict) and type(key) not in _PLAIN_SCALARS:
+                return f"{where} key {key!r}: {type(key).__name__}"
+            found = _find_unloadable(item, f"{where}[{key!r}]")
+            if found:
+                return found
+        return None
+    return f"{where}: {kind.__module__}.{kind.__qualname__}"
+
+
 def save_checkpoint(path: str | os.PathLike, **state: Any) -> Path:
     """``save_checkpoint("runs/x/ckpt.pt", model=model, optimizer=opt, step=100, config=cfg)``.
 
@@ -58,6 +86,13 @@ def save_checkpoint(path: str | os.PathLike, **state: Any) -> Path:
         raise ValueError("save_checkpoint needs model=... (a module or its state_dict)")
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION}
     payload.update({key: _plain(value) for key, value in state.items()})
+    unloadable = _find_unloadable(payload, "checkpoint")
+    if unloadable:
+        raise ValueError(
+            f"cannot save {unloadable}: torch.load(weights_only=True) could not read it back; "
+            "store tensors and plain Python values only (e.g. array.tolist(), str(path), "
+            "int(numpy_integer))"
+        )
     # The temporary file sits next to the target: os.replace is atomic only within one
     # filesystem, and a leftover ".tmp" file is easy to spot and delete.
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
