@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import argparse
 
+from .cli import positive_int
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--vocab-size", type=int, default=5)
-    parser.add_argument("--dim", type=int, default=3)
+    parser.add_argument("--vocab-size", type=positive_int, default=5)
+    parser.add_argument("--dim", type=positive_int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 

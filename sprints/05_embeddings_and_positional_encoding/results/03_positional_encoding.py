@@ -1,7 +1,7 @@
 """Sinusoidal positional encoding: the table, adding it to token embeddings, and pictures.
 
 Prints a tiny table next to the formula, adds PE to a batch of token embeddings with
-PositionalEncodingBatchFirst, shows that SinusoidalPositionalEmbedding is a parameter-free
+PositionalEncoding, shows that SinusoidalPositionalEmbedding is a parameter-free
 nn.Embedding, and checks that PE[pos + k] is a fixed rotation of PE[pos]. Draws:
 - ``positional_encoding_heatmap.png``: the table, positions x dimensions;
 - ``positional_encoding_curves.png``: a few dimensions as waves of different speed;
@@ -13,6 +13,10 @@ nn.Embedding, and checks that PE[pos + k] is a fixed rotation of PE[pos]. Draws:
 from __future__ import annotations
 
 import argparse
+
+from .cli import positive_even_int, positive_int
+
+MIN_LEN = 8  # the demo looks up positions 5..7 and shifts by 5, so it needs 8 positions
 
 
 def rotation_for_offset(k: int, d_model: int):
@@ -33,9 +37,14 @@ def rotation_for_offset(k: int, d_model: int):
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out-dir", default="runs/sprint05", help="where the PNGs go")
-    parser.add_argument("--max-len", type=int, default=100, help="positions drawn")
-    parser.add_argument("--d-model", type=int, default=64, help="embedding size (even)")
+    parser.add_argument("--max-len", type=positive_int, default=100,
+                        help=f"positions drawn (at least {MIN_LEN})")
+    parser.add_argument("--d-model", type=positive_even_int, default=64,
+                        help="embedding size (even)")
     args = parser.parse_args(argv)
+    if args.max_len < MIN_LEN:
+        parser.error(f"--max-len must be at least {MIN_LEN} (the demo uses positions up to 7); "
+                     f"got {args.max_len}")
 
     import math
 
@@ -48,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from .embedding_plots import save_figure
     from .positional_encoding import (
-        PositionalEncodingBatchFirst,
+        PositionalEncoding,
         SinusoidalPositionalEmbedding,
         sinusoidal_encoding,
     )
@@ -64,13 +73,13 @@ def main(argv: list[str] | None = None) -> None:
     tok = nn.Embedding(10, args.d_model)
     ids = torch.tensor([[3, 3, 3, 7], [1, 2, 3, 4]])  # (B=2, T=4)
     x = tok(ids)  # (2, 4) -> (2, 4, d_model)
-    pe = PositionalEncodingBatchFirst(args.d_model, max_len=args.max_len)
+    pe = PositionalEncoding(args.d_model, max_len=args.max_len)
     y = pe(x)  # (2, 4, d_model) + (4, d_model)
     print(f"\ntoken embeddings {tuple(x.shape)} + PE[:4] -> {tuple(y.shape)}")
     same_token = torch.dist(y[0, 0], y[0, 1]).item()
     print(f"token 3 at positions 0 and 1: identical before ({torch.equal(x[0, 0], x[0, 1])}), "
           f"distance {same_token:.3f} after adding positions")
-    print(f"PositionalEncodingBatchFirst state_dict keys: {list(pe.state_dict())} "
+    print(f"PositionalEncoding state_dict keys: {list(pe.state_dict())} "
           "(the table is a non-persistent buffer: recomputed, never saved)")
 
     spe = SinusoidalPositionalEmbedding(args.max_len, args.d_model)
@@ -87,8 +96,10 @@ def main(argv: list[str] | None = None) -> None:
           "(a fixed rotation per offset: relative positions are a linear function)")
 
     sim = table @ table.T  # (L, L); the diagonal is d_model / 2 since sin^2 + cos^2 = 1
-    print(f"PE[i] . PE[i] = {sim[0, 0]:.1f} = d_model / 2; PE[0] . PE[j] for j = 1, 5, 20: "
-          f"{sim[0, 1]:.1f}, {sim[0, 5]:.1f}, {sim[0, 20]:.1f} (falls as positions move apart)")
+    js = [j for j in (1, 5, 20) if j < args.max_len]
+    print(f"PE[i] . PE[i] = {sim[0, 0]:.1f} = d_model / 2; PE[0] . PE[j] for j = "
+          f"{', '.join(map(str, js))}: {', '.join(f'{sim[0, j]:.1f}' for j in js)} "
+          "(falls as positions move apart)")
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     image = ax.imshow(table.numpy(), aspect="auto", cmap="RdBu", vmin=-1, vmax=1)
@@ -99,9 +110,9 @@ def main(argv: list[str] | None = None) -> None:
     print("wrote", save_figure(fig, args.out_dir, "positional_encoding_heatmap.png"))
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    for dim in (4, 10, 16, 24):
-        if dim < args.d_model:
-            ax.plot(table[:, dim].numpy(), label=f"dim {dim} (sin, wavelength "
+    # Dimension 0 stands in when d_model is too small for the others.
+    for dim in [d for d in (4, 10, 16, 24) if d < args.d_model] or [0]:
+        ax.plot(table[:, dim].numpy(), label=f"dim {dim} (sin, wavelength "
                     f"{2 * math.pi * 10000 ** (dim / args.d_model):.0f})")
     ax.set_title("Each sin dimension is a wave; higher dimensions turn slower")
     ax.set_xlabel("position")

@@ -9,12 +9,15 @@ with scikit-learn, no download):
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
+
+# The shared flags live in the light cli module (so --help need not import torch); this
+# name stays importable from here as before.
+from .cli import add_common_args as add_common_args
 
 
 @dataclass
@@ -71,13 +74,3 @@ def digits_embeddings(
         accuracy = (model(xt[n_train:]).argmax(1) == yt[n_train:]).float().mean().item()
         hidden_features = model.encoder(xt).numpy()  # (N, hidden)
     return DigitsEmbeddings(x, hidden_features, y, accuracy)
-
-
-def add_common_args(parser: argparse.ArgumentParser) -> None:
-    """The flags every visualization script shares."""
-    parser.add_argument("--out-dir", default="runs/sprint05", help="where the PNGs go")
-    parser.add_argument("--n-samples", type=int, default=None,
-                        help="use a random subset of the 1797 digits (default: all)")
-    parser.add_argument("--hidden", type=int, default=32, help="MLP hidden width")
-    parser.add_argument("--epochs", type=int, default=200, help="MLP full-batch steps")
-    parser.add_argument("--seed", type=int, default=0)

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 
+from .cli import positive_even_int, positive_float, positive_int
+
 
 def build_model(kind: str, vocab_size: int, seq_len: int, d_model: int):
     """Embedding -> (+ positions) -> per-position MLP -> mean over T -> logits."""
@@ -22,12 +24,12 @@ def build_model(kind: str, vocab_size: int, seq_len: int, d_model: int):
     from torch import nn
 
     from .learned_positional_embedding import LearnedPositionalEmbedding
-    from .positional_encoding import PositionalEncodingBatchFirst
+    from .positional_encoding import PositionalEncoding
 
     positions = {
         "none": nn.Identity(),
         "learned": LearnedPositionalEmbedding(seq_len, d_model),
-        "sinusoidal": PositionalEncodingBatchFirst(d_model, max_len=seq_len),
+        "sinusoidal": PositionalEncoding(d_model, max_len=seq_len),
     }[kind]
 
     class BagModel(nn.Module):
@@ -50,12 +52,13 @@ def build_model(kind: str, vocab_size: int, seq_len: int, d_model: int):
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out-dir", default="runs/sprint05", help="where the PNGs go")
-    parser.add_argument("--vocab-size", type=int, default=16)
-    parser.add_argument("--seq-len", type=int, default=8)
-    parser.add_argument("--d-model", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=400)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--vocab-size", type=positive_int, default=16)
+    parser.add_argument("--seq-len", type=positive_int, default=8)
+    parser.add_argument("--d-model", type=positive_even_int, default=32,
+                        help="embedding size (even: the sinusoidal variant needs sin/cos pairs)")
+    parser.add_argument("--steps", type=positive_int, default=400)
+    parser.add_argument("--batch-size", type=positive_int, default=128)
+    parser.add_argument("--lr", type=positive_float, default=3e-3)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
@@ -107,12 +110,12 @@ def main(argv: list[str] | None = None) -> None:
     print(f"trained 3 models in {time.perf_counter() - start:.1f} s")
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    window = 20  # moving average: one batch's accuracy is noisy
+    window = min(20, args.steps)  # moving average: one batch's accuracy is noisy
     for kind, acc in curves.items():
         smooth = torch.tensor(acc).unfold(0, window, 1).mean(1).numpy()
         ax.plot(range(window, len(acc) + 1), smooth, label=f"positions: {kind}")
     ax.axhline(1 / args.vocab_size, color="gray", linestyle=":", label="chance")
-    ax.set_title("Task: name the first of 8 tokens (bag-of-tokens model)")
+    ax.set_title(f"Task: name the first of {args.seq_len} tokens (bag-of-tokens model)")
     ax.set_xlabel("training step")
     ax.set_ylabel(f"batch accuracy ({window}-step average)")
     ax.set_ylim(0, 1.02)
@@ -121,8 +124,12 @@ def main(argv: list[str] | None = None) -> None:
 
     pos = models["learned"].pos.embedding.weight.detach()  # (T, C)
     pos = F.normalize(pos, dim=1)
+    cosine = pos @ pos.T  # (T, T)
+    print("cosine similarity of the learned position vectors (row i, column j):")
+    for i, row in enumerate(cosine.tolist()):
+        print(f"  {i:2d}: " + " ".join(f"{c:+.3f}" for c in row))
     fig, ax = plt.subplots(figsize=(5, 4.2))
-    image = ax.imshow((pos @ pos.T).numpy(), cmap="RdBu", vmin=-1, vmax=1)
+    image = ax.imshow(cosine.numpy(), cmap="RdBu", vmin=-1, vmax=1)
     fig.colorbar(image, ax=ax, label="cosine similarity")
     ax.set_title("Learned position vectors after training")
     ax.set_xlabel("position j")

@@ -16,10 +16,26 @@ class LearnedPositionalEmbedding(nn.Module):
 
     def __init__(self, max_len: int, d_model: int):
         super().__init__()
+        if max_len < 1 or d_model < 1:
+            raise ValueError(f"max_len and d_model must be positive; got {max_len} and {d_model}")
         self.max_len = max_len
+        self.d_model = d_model
         self.embedding = nn.Embedding(max_len, d_model)
 
     def forward(self, x: Tensor) -> Tensor:
+        # Shape checks only, so they cost nothing on any device.
+        if x.dim() != 3:
+            raise ValueError(
+                f"expected embeddings of shape (B, T, d_model); got {x.dim()}-D shape "
+                f"{tuple(x.shape)}. Add a batch dimension with x.unsqueeze(0), or embed token "
+                "ids (B, T) first"
+            )
+        if x.size(-1) != self.d_model:
+            raise ValueError(
+                f"embedding width {x.size(-1)} does not match d_model {self.d_model}; build "
+                f"the module with d_model={x.size(-1)} or embed tokens into {self.d_model} "
+                "dimensions"
+            )
         T = x.size(1)
         if T > self.max_len:
             raise ValueError(

@@ -14,13 +14,13 @@ from __future__ import annotations
 import argparse
 import time
 
-from .digits_embeddings import add_common_args
+from .cli import add_common_args, positive_int
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_common_args(parser)
-    parser.add_argument("--n-components", type=int, default=10,
+    parser.add_argument("--n-components", type=positive_int, default=10,
                         help="components kept for the explained-variance plot")
     args = parser.parse_args(argv)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from .digits_embeddings import add_common_args
+from .cli import add_common_args, positive_float
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -21,11 +21,13 @@ def main(argv: list[str] | None = None) -> None:
     # t-SNE is the slow step (about N log N per iteration): 1000 of the 1797 digits keep it
     # well under a minute on 2 cores; --n-samples 1797 draws them all.
     parser.set_defaults(n_samples=1000)
-    parser.add_argument("--perplexity", type=float, default=30.0,
+    parser.add_argument("--perplexity", type=positive_float, default=30.0,
                         help="roughly the number of neighbors each point cares about")
-    parser.add_argument("--perplexities", type=float, nargs="*", default=[5.0, 50.0],
+    parser.add_argument("--perplexities", type=positive_float, nargs="*", default=[5.0, 50.0],
                         help="extra perplexities drawn for comparison (none: skip that PNG)")
     args = parser.parse_args(argv)
+    if args.perplexity >= args.n_samples:
+        parser.error(f"--perplexity must be below the number of samples ({args.n_samples})")
 
     import matplotlib
 
@@ -43,8 +45,6 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     emb = digits_embeddings(args.n_samples, args.hidden, args.epochs, args.seed)
     print(f"digits: {len(emb.labels)} samples; MLP held-out accuracy {emb.test_accuracy:.3f}")
-    if args.perplexity >= len(emb.labels):
-        parser.error(f"--perplexity must be below the number of samples ({len(emb.labels)})")
 
     def tsne(features, perplexity):
         t0 = time.perf_counter()

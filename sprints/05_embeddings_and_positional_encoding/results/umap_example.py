@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from .digits_embeddings import add_common_args
+from .cli import add_common_args, non_negative_float
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -25,11 +25,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.set_defaults(n_samples=1000)
     parser.add_argument("--n-neighbors", type=int, default=15,
                         help="size of the neighborhood UMAP treats as local")
-    parser.add_argument("--min-dist", type=float, default=0.1,
+    parser.add_argument("--min-dist", type=non_negative_float, default=0.1,
                         help="how tightly points may be packed in the picture")
     parser.add_argument("--neighbors-sweep", type=int, nargs="*", default=[5, 50],
-                        help="extra n_neighbors drawn for comparison (none: skip that PNG)")
+                        help="extra n_neighbors drawn for comparison (none: skip that PNG; values "
+                             "below 2 or not below --n-samples are left out)")
     args = parser.parse_args(argv)
+    if args.n_neighbors < 2:
+        parser.error(f"--n-neighbors must be at least 2 (a point and one neighbor); "
+                     f"got {args.n_neighbors}")
+    if args.min_dist > 1.0:
+        parser.error(f"--min-dist must be at most 1.0 (UMAP's spread); got {args.min_dist:g}")
+    if args.n_neighbors >= args.n_samples:
+        parser.error(f"--n-neighbors must be below the number of samples ({args.n_samples})")
 
     import matplotlib
 
@@ -49,8 +57,6 @@ def main(argv: list[str] | None = None) -> None:
     print(f"import umap: {time.perf_counter() - start:.1f} s")
     emb = digits_embeddings(args.n_samples, args.hidden, args.epochs, args.seed)
     print(f"digits: {len(emb.labels)} samples; MLP held-out accuracy {emb.test_accuracy:.3f}")
-    if args.n_neighbors >= len(emb.labels):
-        parser.error(f"--n-neighbors must be below the number of samples ({len(emb.labels)})")
 
     layouts = {}
 
