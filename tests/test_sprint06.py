@@ -5,7 +5,11 @@ also returns the weights), torch.nn.attention.bias.causal_lower_right (KV-cache 
 mask), torch.nn.MultiheadAttention (outputs and weights, batch_first), and gradcheck.
 """
 
+import re
+import subprocess
+import sys
 from importlib import import_module
+from pathlib import Path
 
 import pytest
 import torch
@@ -243,3 +247,55 @@ def test_mha_rejects_indivisible_heads_and_bad_input():
         MultiHeadAttention(10, 3)
     with pytest.raises(ValueError, match="d_model=12"):
         MultiHeadAttention(12, 3)(torch.randn(2, 5, 8))
+
+
+# ----- the demo scripts ---------------------------------------------------------------------
+S6 = "sprints.06_multi_head_attention.results"
+
+
+@pytest.mark.parametrize("num_heads", [1, 2, 8])
+def test_multi_head_demo_draws_every_head_count(num_heads, tmp_path, capsys):
+    # One head used to crash: plt.subplots(1, 1) returns a single Axes, not an array of them.
+    import matplotlib.image as mpimg
+
+    import_module(f"{S6}.02_multi_head_attention").main(
+        ["--num-heads", str(num_heads), "--out-dir", str(tmp_path)]
+    )
+    png = tmp_path / "multi_head_weights.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    height, width = mpimg.imread(png).shape[:2]
+    assert height > 100 and width > 100 * num_heads  # one panel per head, side by side
+    out = capsys.readouterr().out
+    assert f"head_dim = {8 // num_heads}" in out
+    error = float(re.search(r"max \|output - torch\|\s+= (\S+)", out)[1])
+    assert error < 1e-5
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--num-heads", "0"], "positive integer"),
+    (["--d-model", "-8"], "positive integer"),
+    (["--num-heads", "3"], "does not divide --d-model 8"),
+])
+def test_multi_head_demo_rejects_bad_sizes_with_a_usage_message(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        import_module(f"{S6}.02_multi_head_attention").main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_demo_help_does_not_import_torch():
+    code = (
+        "import runpy, sys\n"
+        "for name in ('01_scaled_dot_product_attention', '02_multi_head_attention',\n"
+        "             '03_attention_masking'):\n"
+        "    sys.argv = [name, '--help']\n"
+        "    try:\n"
+        f"        runpy.run_module('{S6}.' + name, run_name='__main__')\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print('torch imported:', 'torch' in sys.modules)\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=root).stdout
+    assert out.strip().endswith("torch imported: False")

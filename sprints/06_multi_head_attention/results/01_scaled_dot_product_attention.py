@@ -11,16 +11,17 @@ import argparse
 import math
 from importlib import import_module
 
-import torch
-import torch.nn.functional as F
-
-sdpa = import_module("sprints.06_multi_head_attention.results.scaled_dot_product_attention")
-
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0, help="seed for the random check")
     args = parser.parse_args(argv)
+
+    # Imported after parsing, so that --help answers without loading torch.
+    import torch
+    import torch.nn.functional as F
+
+    sdpa = import_module("sprints.06_multi_head_attention.results.scaled_dot_product_attention")
     torch.set_printoptions(precision=4, sci_mode=False)
 
     # 3 tokens, d_k = 2. Token 0 and token 2 point the same way; token 1 is orthogonal.

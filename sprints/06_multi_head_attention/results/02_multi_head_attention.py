@@ -11,11 +11,8 @@ import argparse
 from importlib import import_module
 from pathlib import Path
 
-import torch
-from torch import nn
-
-mha_mod = import_module("sprints.06_multi_head_attention.results.multi_head_attention")
-sdpa = import_module("sprints.06_multi_head_attention.results.scaled_dot_product_attention")
+# Argument types only (no torch), so --help answers at once.
+cli = import_module("sprints.05_embeddings_and_positional_encoding.results.cli")
 
 
 def draw_heads(weights, tokens, path):
@@ -25,9 +22,11 @@ def draw_heads(weights, tokens, path):
     import matplotlib.pyplot as plt
 
     h = weights.size(0)
-    fig, axes = plt.subplots(1, h, figsize=(4 * h, 3.6))
+    # squeeze=False keeps a (1, h) grid of axes even for one head, so the loop always works.
+    fig, axes = plt.subplots(1, h, figsize=(4 * h, 3.6), squeeze=False)
+    axes = axes[0]
     for i, ax in enumerate(axes):
-        im = ax.imshow(weights[i], vmin=0, vmax=1, cmap="viridis")
+        im = ax.imshow(weights[i].numpy(), vmin=0, vmax=1, cmap="viridis")
         ax.set_title(f"head {i}")
         ax.set_xlabel("key position")
         if i == 0:
@@ -36,14 +35,15 @@ def draw_heads(weights, tokens, path):
         ax.set_yticks(range(len(tokens)), tokens)
     fig.colorbar(im, ax=list(axes), label="attention weight")
     fig.suptitle("Causal multi-head self-attention weights (random init)")
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight")  # keeps the title whole for one head
     plt.close(fig)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--d-model", type=int, default=8)
-    parser.add_argument("--num-heads", type=int, default=2)
+    parser.add_argument("--d-model", type=cli.positive_int, default=8)
+    parser.add_argument("--num-heads", type=cli.positive_int, default=2,
+                        help="must divide --d-model")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--out-dir",
@@ -51,6 +51,16 @@ def main(argv=None):
         help="where the per-head weight picture is written",
     )
     args = parser.parse_args(argv)
+    if args.d_model % args.num_heads:
+        parser.error(f"--num-heads {args.num_heads} does not divide --d-model {args.d_model}: "
+                     "each head gets d_model // num_heads channels; pick a divisor")
+
+    import torch
+    from torch import nn
+
+    mha_mod = import_module("sprints.06_multi_head_attention.results.multi_head_attention")
+    sdpa = import_module("sprints.06_multi_head_attention.results.scaled_dot_product_attention")
+
     torch.manual_seed(args.seed)
     torch.set_printoptions(precision=3, sci_mode=False)
 

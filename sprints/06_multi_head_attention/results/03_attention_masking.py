@@ -10,12 +10,11 @@ and a query whose keys are all masked (weights and output 0, not NaN).
 import argparse
 from importlib import import_module
 
-import torch
-
-sdpa = import_module("sprints.06_multi_head_attention.results.scaled_dot_product_attention")
+SDPA = "sprints.06_multi_head_attention.results.scaled_dot_product_attention"
 
 
 def show(title, mask, q, k, v):
+    sdpa = import_module(SDPA)  # imported on use, so that --help does not load torch
     out, w = sdpa.scaled_dot_product_attention(q, k, v, mask=mask)
     print(f"\n=== {title}")
     print("mask (1 = may attend):\n", mask.int())
@@ -27,6 +26,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+
+    import torch
+
+    sdpa = import_module(SDPA)
     torch.manual_seed(args.seed)
     torch.set_printoptions(precision=3, sci_mode=False)
 
