@@ -5,7 +5,11 @@ in, nn.TransformerEncoderLayer / nn.TransformerDecoderLayer / nn.TransformerEnco
 nn.TransformerDecoder (batch_first=True, eval mode) for both norm_first settings.
 """
 
+import re
+import subprocess
+import sys
 from importlib import import_module
+from pathlib import Path
 
 import pytest
 import torch
@@ -283,3 +287,56 @@ def test_copy_refuses_mismatched_norm_placement():
     ref = nn.TransformerEncoderLayer(D, H, FF, batch_first=True, norm_first=True)
     with pytest.raises(ValueError, match="norm_first"):
         enc_mod.copy_weights_from_torch(enc_mod.EncoderBlock(D, H, FF, norm_first=False), ref)
+
+
+# ----- the demo scripts ---------------------------------------------------------------------
+S7 = "sprints.07_transformer_block.results"
+
+
+@pytest.mark.parametrize("depth", [1, 2, 5])
+def test_residual_demo_runs_on_shallow_stacks(depth, capsys):
+    # --depth 1 used to crash: the table asked for blocks 1 and depth - 2 that did not exist.
+    import_module(f"{S7}.02_residual_connection_example").main(
+        ["--depth", str(depth), "--d-model", "16"]
+    )
+    out = capsys.readouterr().out
+    rows = [int(i) for i in re.findall(r"^\s*(\d+) \|", out, flags=re.M)]
+    assert rows == sorted({0, 1, depth // 2, depth - 2, depth - 1} & set(range(depth)))
+    ratios = re.search(r"ratio: post-norm (\S+), pre-norm (\S+)", out)
+    if depth == 1:  # the first block is the last one
+        assert ratios.groups() == ("1.00", "1.00")
+
+
+@pytest.mark.parametrize("name,argv,message", [
+    ("02_residual_connection_example", ["--depth", "0"], "positive integer"),
+    ("02_residual_connection_example", ["--depth", "-3"], "positive integer"),
+    ("02_residual_connection_example", ["--d-model", "1"], "at least 2"),
+    ("01_layer_norm_example", ["--eps=-1e-5"], "0 or more"),
+    ("positionwise_feed_forward", ["--d-ff", "0"], "positive integer"),
+    ("encoder_block", ["--num-layers", "0"], "positive integer"),
+    ("encoder_block", ["--num-heads", "3"], "does not divide --d-model 16"),
+    ("decoder_block", ["--d-model", "0"], "positive integer"),
+    ("decoder_block", ["--num-heads", "5"], "does not divide --d-model 16"),
+])
+def test_scripts_reject_bad_sizes_with_a_usage_message(name, argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        import_module(f"{S7}.{name}").main(argv)
+    assert exit_info.value.code == 2  # argparse's usage error, before any work starts
+    assert message in capsys.readouterr().err
+
+
+def test_demo_help_does_not_import_torch():
+    code = (
+        "import runpy, sys\n"
+        "for name in ('01_layer_norm_example', '02_residual_connection_example'):\n"
+        "    sys.argv = [name, '--help']\n"
+        "    try:\n"
+        f"        runpy.run_module('{S7}.' + name, run_name='__main__')\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print('torch imported:', 'torch' in sys.modules)\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=root).stdout
+    assert out.strip().endswith("torch imported: False")

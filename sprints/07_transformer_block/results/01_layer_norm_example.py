@@ -10,16 +10,20 @@ notes/01a_layer_norm_output_explanation.md walks through this output line by lin
 import argparse
 from importlib import import_module
 
-import torch
-from torch import nn
-
-ln_mod = import_module("sprints.07_transformer_block.results.layer_norm")
+# Argument types only (no torch), so --help answers at once.
+cli = import_module("sprints.05_embeddings_and_positional_encoding.results.cli")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--eps", type=float, default=1e-5)
+    parser.add_argument("--eps", type=cli.non_negative_float, default=1e-5,
+                        help="added to the variance before the square root (0 or more)")
     args = parser.parse_args(argv)
+
+    import torch
+    from torch import nn
+
+    ln_mod = import_module("sprints.07_transformer_block.results.layer_norm")
     torch.set_printoptions(precision=4, sci_mode=False)
 
     # Two tokens with C = 4 features each; token 1 is token 0 times 10.

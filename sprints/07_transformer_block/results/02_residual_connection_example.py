@@ -11,14 +11,17 @@ size of the residual stream and of the gradient reaching each block, for both pl
 import argparse
 from importlib import import_module
 
-import torch
-from torch import nn
-
-res_mod = import_module("sprints.07_transformer_block.results.residual")
-ffn_mod = import_module("sprints.07_transformer_block.results.positionwise_feed_forward")
+# Argument types only (no torch), so --help answers at once.
+cli = import_module("sprints.05_embeddings_and_positional_encoding.results.cli")
+RESIDUAL = "sprints.07_transformer_block.results.residual"
+FFN = "sprints.07_transformer_block.results.positionwise_feed_forward"
 
 
 def deep_stack_stats(norm_first, depth, d_model, seed):
+    import torch
+    from torch import nn
+
+    res_mod, ffn_mod = import_module(RESIDUAL), import_module(FFN)
     torch.manual_seed(seed)
     residuals = nn.ModuleList(
         res_mod.ResidualConnection(d_model, norm_first=norm_first) for _ in range(depth)
@@ -42,10 +45,22 @@ def deep_stack_stats(norm_first, depth, d_model, seed):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--depth", type=int, default=24, help="blocks in the deep stack")
-    parser.add_argument("--d-model", type=int, default=64)
+    parser.add_argument("--depth", type=cli.positive_int, default=24,
+                        help="blocks in the deep stack")
+    parser.add_argument("--d-model", type=cli.positive_int, default=64,
+                        help="features per token (at least 2)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.d_model < 2:
+        # LayerNorm of a single feature is always 0 (x minus its own mean): no signal, no
+        # gradient, nothing to compare.
+        parser.error(f"--d-model must be at least 2 for LayerNorm to mean anything; "
+                     f"got {args.d_model}")
+
+    import torch
+    from torch import nn
+
+    res_mod = import_module(RESIDUAL)
     torch.set_printoptions(precision=4, sci_mode=False)
 
     torch.manual_seed(args.seed)
@@ -72,7 +87,9 @@ def main(argv=None):
     print(
         f"{'block':>5} | {'stream std post':>15} {'pre':>8} | {'grad |fc1| post':>15} {'pre':>10}"
     )
-    for i in sorted({0, 1, args.depth // 2, args.depth - 2, args.depth - 1}):
+    # First two, middle and last two blocks; a shallow stack has fewer distinct ones.
+    rows = {0, 1, args.depth // 2, args.depth - 2, args.depth - 1} & set(range(args.depth))
+    for i in sorted(rows):
         print(
             f"{i:5d} | {post_std[i]:15.3f} {pre_std[i]:8.3f} | {post_grad[i]:15.2e} "
             f"{pre_grad[i]:10.2e}"

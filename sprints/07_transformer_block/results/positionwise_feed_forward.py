@@ -58,12 +58,14 @@ class PositionwiseFeedForward(nn.Module):
 
 def main(argv=None):
     import argparse
+    from importlib import import_module
 
+    cli = import_module("sprints.05_embeddings_and_positional_encoding.results.cli")
     parser = argparse.ArgumentParser(
         description="Position-wise feed-forward network: shapes, activations, position-wise check"
     )
-    parser.add_argument("--d-model", type=int, default=8)
-    parser.add_argument("--d-ff", type=int, default=32)
+    parser.add_argument("--d-model", type=cli.positive_int, default=8)
+    parser.add_argument("--d-ff", type=cli.positive_int, default=32)
     parser.add_argument("--activation", default="gelu_tanh", choices=ACTIVATIONS)
     args = parser.parse_args(argv)
     torch.manual_seed(0)
