@@ -270,9 +270,9 @@ def test_tsne_script_writes_readable_pngs(tmp_path, capsys):
     assert "t-SNE of (100, 64) at perplexity 5" in capsys.readouterr().out
 
 
-# umap_example is not run end to end here: `import umap` and numba's compilation on the first
-# fit took 12 s and 16 s on this 2-core machine even for 100 points, far over this file's
-# budget. Its argument checks are tested below; the README's run covers the rest.
+# umap_example is not run end to end here: for 100 points, `import umap` took 12 s and the
+# first fit (numba compiling) 16 s in a run on this shared 2-core machine, far over this
+# file's budget. Its argument checks are tested below; the README's run covers the rest.
 
 
 @pytest.mark.parametrize("name,argv,message", [
