@@ -7,8 +7,13 @@ cache, and ``transformers.GPT2LMHeadModel.generate`` for greedy decoding.
 
 from __future__ import annotations
 
+import io
 import itertools
+import os
+import subprocess
+import sys
 from importlib import import_module
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,6 +29,7 @@ tokenizer_mod = import_module("sprints.08_gpt2_assembly.results.tokenizer")
 utils_mod = import_module("sprints.08_gpt2_assembly.results.utils")
 
 KVCache = kv_cache_mod.KVCache
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def assert_close(actual, expected, atol, rtol):
@@ -254,6 +260,20 @@ def test_bf16_cache_follows_the_model_dtype():
 # ----- generation ----------------------------------------------------------------------------
 
 
+@pytest.fixture
+def forward_calls(monkeypatch):
+    """Every call of sprint 8's GPT.forward while the test runs, as (tokens fed, cached?)."""
+    calls = []
+    real_forward = model_mod.GPT.forward
+
+    def counting_forward(self, idx, *args, **kwargs):
+        calls.append((idx.size(1), kwargs.get("kv_cache") is not None))
+        return real_forward(self, idx, *args, **kwargs)
+
+    monkeypatch.setattr(model_mod.GPT, "forward", counting_forward)
+    return calls
+
+
 def _uncached_reference_with_refill(model, idx, new_tokens, refill):
     """The cached path's window rule, written with plain uncached forward passes."""
     bs = model.config.block_size
@@ -284,14 +304,22 @@ def test_generation_beyond_the_block_size_both_ways():
     assert torch.equal(cached, _uncached_reference_with_refill(model, prompt, new, 8))
 
 
-def test_generate_streams_one_token_per_step_and_stops_at_eos():
+def test_generate_streams_one_token_per_step_and_stops_at_eos(forward_calls):
     model = tiny_gpt(seed=6, std=0.3)
     prompt = torch.tensor([[1, 2, 3]])
-    stream = generation.generate(model, prompt, 5, greedy=True)
-    first = next(stream)  # available before the rest is computed
-    assert first.shape == (1,)
-    rest = list(stream)
-    assert len(rest) == 4
+    for cache in (True, False):
+        forward_calls.clear()
+        stream = generation.generate(model, prompt, 5, greedy=True, use_kv_cache=cache)
+        assert forward_calls == []  # a generator: nothing runs before the first next()
+        first = next(stream)
+        assert first.shape == (1,)
+        # Only the first forward pass (the prefill) has run: the token is handed over before
+        # the rest is computed. A generate() that computed all 5 tokens first would show 5.
+        assert forward_calls == [(3, cache)]
+        next(stream)
+        assert len(forward_calls) == 2 and forward_calls[1] == ((1, True) if cache else (4, False))
+        rest = list(stream)
+        assert len(rest) == 3 and len(forward_calls) == 5
     eos = int(first)
     assert len(list(generation.generate(model, prompt, 5, greedy=True, eos_token_id=eos))) == 1
     with pytest.raises(ValueError, match="LongTensor"):
@@ -388,11 +416,17 @@ def test_cli_greedy_from_hf_directory_matches_transformers(hf_dir, capsys):
         assert out == prompt + tok.decode(expected_ids) + "\n"
 
 
-def test_cli_samples_from_a_char_checkpoint(tmp_path, capsys):
-    text = "to be or not to be, that is the question\n"
-    tok = tokenizer_mod.get_tokenizer("char", text=text)
-    model = tiny_gpt(seed=10, vocab_size=tok.vocab_size)
-    path = tmp_path / "ckpt.pt"
+CHAR_TEXT = "to be or not to be, that is the question\n"
+
+
+@pytest.fixture(scope="module")
+def char_ckpt(tmp_path_factory):
+    """A checkpoint as sprint 9 writes it: a tiny GPT (block size 16) with a character
+    vocabulary. Weights with std 0.3 make greedy decoding depend on the context, so the
+    window policies below give different texts."""
+    tok = tokenizer_mod.get_tokenizer("char", text=CHAR_TEXT)
+    model = tiny_gpt(seed=11, vocab_size=tok.vocab_size, std=0.3)
+    path = tmp_path_factory.mktemp("char_ckpt") / "ckpt.pt"
     utils_mod.save_checkpoint(
         path,
         model=model.state_dict(),
@@ -400,15 +434,133 @@ def test_cli_samples_from_a_char_checkpoint(tmp_path, capsys):
         step=0,
         extra={"tokenizer": tok.to_dict()},
     )
-    args = ["--checkpoint", str(path), "--prompt", "to be", "--max-new-tokens", "30",
+    return str(path)
+
+
+def run_cli(capsys, *args) -> tuple[str, str]:
+    generate_cli.main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return captured.out, captured.err
+
+
+def test_cli_samples_from_a_char_checkpoint(char_ckpt, capsys):
+    args = ["--checkpoint", char_ckpt, "--prompt", "to be", "--max-new-tokens", "30",
             "--num-samples", "2", "--seed", "3", "--top-k", "5", "--dtype", "bfloat16"]  # fmt: skip
-    generate_cli.main(args)
-    first = capsys.readouterr().out
-    generate_cli.main(args)
-    assert capsys.readouterr().out == first  # same seed, same text
+    first, _ = run_cli(capsys, *args)
+    assert run_cli(capsys, *args)[0] == first  # same seed, same text
     samples = [s for s in first.split("\n") if s.startswith("to be")]
     assert len(samples) >= 2
-    assert all(set(s) <= set(text) for s in samples)
+    assert all(set(s) <= set(CHAR_TEXT) for s in samples)
+
+
+def test_cli_decoding_flags_take_effect(char_ckpt, capsys):
+    base = ["--checkpoint", char_ckpt, "--prompt", "to be", "--max-new-tokens", "24"]
+    greedy, _ = run_cli(capsys, *base, "--greedy")
+    sampled = {seed: run_cli(capsys, *base, "--seed", seed)[0] for seed in (1, 2)}
+    # The default (temperature 0.8, no filter) samples: it does not print the greedy text.
+    # So each flag below that leaves only the argmax must change the output to the greedy
+    # one, and would not if the CLI ignored it.
+    assert sampled[1] != greedy
+    for flags in (["--temperature", "0"], ["--top-k", "1"], ["--top-p", "1e-6"]):
+        assert run_cli(capsys, *base, "--seed", 1, *flags)[0] == greedy, flags
+    assert run_cli(capsys, *base, "--seed", 1)[0] == sampled[1]  # a seed repeats
+    assert sampled[1] != sampled[2]  # and another seed gives another text
+
+
+def test_cli_dtype_reaches_the_model(char_ckpt, capsys, monkeypatch):
+    # Record the dtype of the weights that generate() actually receives.
+    seen = []
+    real_generate = generation.generate
+
+    def spy(model, *args, **kwargs):
+        seen.append(next(model.parameters()).dtype)
+        return real_generate(model, *args, **kwargs)
+
+    monkeypatch.setattr(generation, "generate", spy)
+    for name, dtype in (("bfloat16", torch.bfloat16), ("float32", torch.float32)):
+        _, err = run_cli(capsys, "--checkpoint", char_ckpt, "--max-new-tokens", 3,
+                         "--dtype", name)  # fmt: skip
+        assert seen[-1] == dtype
+        assert f"parameters, {name}," in err  # the stderr line reports the weights' dtype
+
+
+def test_cli_window_refill_and_no_kv_cache(char_ckpt, capsys, forward_calls):
+    # A 21-character prompt and 40 new tokens with block size 16: the window slides.
+    base = ["--checkpoint", char_ckpt, "--prompt", CHAR_TEXT[:21], "--max-new-tokens", 40,
+            "--greedy"]  # fmt: skip
+    uncached, err = run_cli(capsys, *base, "--no-kv-cache")
+    assert "KV cache off" in err
+    # every step reran the full 16-token window without a cache
+    assert len(forward_calls) == 40 and set(forward_calls) == {(16, False)}
+    forward_calls.clear()
+    same_window, err = run_cli(capsys, *base, "--refill-tokens", 16)
+    assert "KV cache on (refill 16 of 16 tokens)" in err
+    assert (1, True) not in forward_calls  # past the window every step is a full refill
+    default, err = run_cli(capsys, *base)
+    assert "KV cache on (refill 8 of 16 tokens)" in err
+    assert forward_calls.count((1, True)) > 20  # mostly one-token cached steps
+    assert same_window == uncached  # refill = block size slides exactly like no cache
+    assert default != uncached  # the half-window refill sees less context: other tokens
+
+
+class _CountingStdout(io.StringIO):
+    """A terminal stand-in: records, at each flush, how much text is visible and how many
+    forward passes the model has run so far."""
+
+    def __init__(self, forward_calls):
+        super().__init__()
+        self.forward_calls = forward_calls
+        self.flushes = []
+
+    def flush(self):
+        self.flushes.append((len(self.getvalue()), len(self.forward_calls)))
+        super().flush()
+
+
+def test_cli_streams_each_token_before_computing_the_next(
+    char_ckpt, monkeypatch, capsys, forward_calls
+):
+    stdout = _CountingStdout(forward_calls)
+    monkeypatch.setattr(sys, "stdout", stdout)
+    n = 12
+    generate_cli.main(["--checkpoint", char_ckpt, "--prompt", "to be", "--max-new-tokens",
+                       str(n), "--greedy"])  # fmt: skip
+    # Character tokens: token k is on screen (5 + k characters) after k forward passes
+    # (prefill, then one per step), i.e. before the model computes token k + 1.
+    expected = [(5 + k, k) for k in range(1, n + 1)]
+    assert [f for f in stdout.flushes if f in expected] == expected, stdout.flushes
+    assert len(stdout.getvalue()) == 5 + n + 1
+
+
+def test_cli_bad_input_exits_with_a_message(char_ckpt, capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cases = [
+        (["--temperature", "nan"], 2, "finite"),
+        (["--temperature", "inf"], 2, "finite"),
+        (["--refill-tokens", "0"], 2, "--refill-tokens must be >= 1"),
+        (["--refill-tokens", "17"], 2, "--refill-tokens must be in 1..16"),
+        (["--device", "cuda"], 2, "no CUDA GPU"),
+        (["--prompt", "to bé"], 1, "characters ['é'] are not in this character vocabulary"),
+    ]
+    for args, code, message in cases:
+        # Any other exception than SystemExit (a traceback for the user) fails the test.
+        with pytest.raises(SystemExit) as info:
+            generate_cli.main(["--checkpoint", char_ckpt, "--max-new-tokens", "2", *args])
+        assert info.value.code == code, args
+        assert message in capsys.readouterr().err, args
+
+
+def test_cli_unknown_prompt_character_prints_no_traceback(char_ckpt):
+    # The same case as the user meets it: a separate process, stderr as printed.
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
+    result = subprocess.run(
+        [sys.executable, "-m", "sprints.10_pretrained_and_generation.results.generate",
+         "--checkpoint", char_ckpt, "--prompt", "café", "--max-new-tokens", "2"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "--prompt cannot be encoded" in result.stderr and result.stdout == ""
 
 
 def test_cli_without_a_model_explains_the_flags(capsys):

@@ -13,6 +13,7 @@ Tokens are printed as soon as they are chosen.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -61,6 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=1337)
     parser.add_argument(
         "--no-kv-cache", action="store_true", help="rerun the whole context every step"
+    )
+    parser.add_argument(
+        "--refill-tokens",
+        type=int,
+        default=None,
+        help="with the KV cache, once the context window is full, refill the cache from this "
+        "many last tokens (1..block size; default block size // 2). Equal to the block size, "
+        "the cached path slides its window exactly like --no-kv-cache",
     )
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
@@ -131,12 +140,16 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(2)
     if args.max_new_tokens < 0 or args.num_samples < 1:
         parser.error("--max-new-tokens must be >= 0 and --num-samples >= 1")
-    if args.temperature < 0:
-        parser.error("--temperature must be >= 0 (0 means greedy)")
+    if not math.isfinite(args.temperature) or args.temperature < 0:
+        parser.error(
+            f"--temperature must be a finite number >= 0 (0 means greedy), got {args.temperature}"
+        )
     if args.top_k is not None and args.top_k < 1:
         parser.error("--top-k must be >= 1")
     if args.top_p is not None and not 0 < args.top_p <= 1:
         parser.error("--top-p must be in (0, 1]")
+    if args.refill_tokens is not None and args.refill_tokens < 1:
+        parser.error("--refill-tokens must be >= 1 (and at most the model's block size)")
 
     import torch  # heavy imports after argument parsing, so --help stays instant
 
@@ -145,6 +158,8 @@ def main(argv: list[str] | None = None) -> None:
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA GPU is available here; use --device cpu (or auto)")
     try:
         if args.checkpoint is not None:
             model, tokenizer = load_from_checkpoint(args.checkpoint)
@@ -155,8 +170,22 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(1) from None
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[args.dtype]
     model = model.to(device=device, dtype=dtype).eval()
+    block_size = model.config.block_size
+    if args.refill_tokens is not None and not 1 <= args.refill_tokens <= block_size:
+        parser.error(
+            f"--refill-tokens must be in 1..{block_size} (this model's block size), "
+            f"got {args.refill_tokens}"
+        )
 
-    prompt_ids = tokenizer.encode(args.prompt) if args.prompt else []
+    try:
+        prompt_ids = tokenizer.encode(args.prompt) if args.prompt else []
+    except ValueError as error:  # e.g. a character the char vocabulary never saw
+        print(
+            f"error: --prompt cannot be encoded with this model's tokenizer: {error}\n"
+            "Write the prompt with characters from the model's training text.",
+            file=sys.stderr,
+        )
+        raise SystemExit(1) from None
     if not prompt_ids:
         if tokenizer.eot_token_id is None:
             parser.error("--prompt must not be empty for this tokenizer")
@@ -167,10 +196,13 @@ def main(argv: list[str] | None = None) -> None:
     generator = torch.Generator(device=device).manual_seed(args.seed)
     eos = tokenizer.eot_token_id if args.stop_at_eot else None
 
+    refill = block_size // 2 if args.refill_tokens is None else args.refill_tokens
+    cache_info = "off" if args.no_kv_cache else f"on (refill {refill} of {block_size} tokens)"
     print(
         f"# {model.config.n_layer} layers, width {model.config.n_embd}, "
-        f"{sum(p.numel() for p in model.parameters()):,} parameters, {args.dtype}, "
-        f"KV cache {'off' if args.no_kv_cache else 'on'}, "
+        f"{sum(p.numel() for p in model.parameters()):,} parameters, "
+        f"{str(next(model.parameters()).dtype).removeprefix('torch.')}, "
+        f"KV cache {cache_info}, "
         f"{'greedy' if args.greedy or args.temperature == 0 else 'sampling'}",
         file=sys.stderr,
     )
@@ -191,6 +223,7 @@ def main(argv: list[str] | None = None) -> None:
             greedy=args.greedy,
             generator=generator,
             use_kv_cache=not args.no_kv_cache,
+            refill_tokens=args.refill_tokens,
             eos_token_id=eos,
         )
         for token in tokens:
