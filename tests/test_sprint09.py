@@ -376,6 +376,32 @@ def test_two_gloo_processes_match_one_process(text_file, tmp_path):
     assert s2["world_size"] == 2 and s2["tokens_seen"] == s1["tokens_seen"]
 
 
+def test_two_gloo_processes_with_dropout_resume_exactly(text_file, tmp_path):
+    # Each rank draws its own dropout masks, so each rank's RNG state must be saved and
+    # restored: stopped at step 4 and resumed, the losses equal an uninterrupted run's.
+    common = ["--eval-interval", "4", "--batch-size", "4", "--dropout", "0.1",
+              "--lr-decay-steps", "8"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def torchrun(out, *extra):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc_per_node", "2", "-m", f"{T9}.train_gpt2",
+               *tiny_args(text_file, out, *common, *extra)]
+        run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                             env=env)
+        assert run.returncode == 0, run.stderr[-3000:]
+
+    torchrun(tmp_path / "full", "--max-steps", "8")
+    torchrun(tmp_path / "cut", "--max-steps", "4")
+    assert len(torch.load(tmp_path / "cut" / "latest.pt",
+                          weights_only=True)["extra"]["rank_rng_states"]) == 2
+    torchrun(tmp_path / "cut", "--max-steps", "8", "--resume")
+    full, cut = step_losses(tmp_path / "full"), step_losses(tmp_path / "cut")
+    assert sorted(cut) == sorted(full) == list(range(1, 9))
+    for step in range(5, 9):
+        assert cut[step] == pytest.approx(full[step], rel=1e-6, abs=0), step
+
+
 # ----- bad input -------------------------------------------------------------------------------
 def run_expect_error(args, capsys, *phrases):
     assert train_gpt2.main(args) == 1
@@ -411,6 +437,38 @@ def test_impossible_hyperparameters(text_file, tmp_path, capsys):
                      capsys, "beyond the model's block_size 16")
 
 
+def test_nonsense_values_and_unwritable_out_dir(text_file, tmp_path, capsys):
+    for flag, value, message in [("--warmup-steps", "-5", "--warmup-steps must be >= 0"),
+                                 ("--checkpoint-interval", "0", "--checkpoint-interval must be"),
+                                 ("--grad-clip", "-1", "--grad-clip must be >= 0"),
+                                 ("--beta2", "1.5", "--beta1 and --beta2 must be in [0, 1)")]:
+        run_expect_error(tiny_args(text_file, tmp_path / "run", flag, value), capsys, message)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    err = run_expect_error(tiny_args(text_file, blocker / "run"), capsys,
+                           f"cannot write to --out-dir {blocker / 'run'}")
+    assert "could not cache token ids" in err  # the cache dir (next to it) fails softly
+
+
+def test_explicit_flags_beat_model_and_model_beats_preset():
+    def resolved(*argv):
+        return train_gpt2.resolve_settings(train_gpt2.build_parser().parse_args(list(argv)))
+
+    speedrun = train_gpt2.PRESETS["cpu-speedrun"]
+    medium = train_gpt2._config.PRESETS["medium-cpu"]
+    a = resolved("--preset", "cpu-speedrun")
+    assert (a.n_layer, a.n_embd, a.optimizer, a.batch_size) == (
+        speedrun["n_layer"], speedrun["n_embd"], "muon", speedrun["batch_size"])
+    b = resolved("--preset", "cpu-speedrun", "--model", "medium-cpu")
+    assert (b.n_layer, b.n_head, b.n_embd, b.block_size) == (
+        medium["n_layer"], medium["n_head"], medium["n_embd"], medium["block_size"])
+    assert (b.n_layer, b.n_embd) != (speedrun["n_layer"], speedrun["n_embd"])
+    assert b.optimizer == "muon" and b.max_steps == speedrun["max_steps"]  # training: preset
+    c = resolved("--preset", "cpu-speedrun", "--model", "medium-cpu", "--n-layer", "2",
+                 "--batch-size", "7")
+    assert (c.n_layer, c.n_embd, c.batch_size) == (2, medium["n_embd"], 7)
+
+
 def test_bad_checkpoints(text_file, tmp_path, capsys):
     out = tmp_path / "run"
     assert train_gpt2.main(tiny_args(text_file, out, "--max-steps", "2")) == 0
@@ -444,6 +502,12 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(text_file, tmp_path, caps
     monkeypatch.delenv(train_gpt2.NAN_HOOK_ENV)
     assert train_gpt2.main(tiny_args(text_file, out, "--checkpoint-interval", "2",
                                      "--resume")) == 0
+    # An infinite loss is caught the same way.
+    inf_out = tmp_path / "inf"
+    monkeypatch.setenv(train_gpt2.NAN_HOOK_ENV, "4:inf")
+    run_expect_error(tiny_args(text_file, inf_out, "--checkpoint-interval", "2"), capsys,
+                     "loss became inf at step 4", "step 2) is intact")
+    assert torch.load(inf_out / "latest.pt", weights_only=True)["step"] == 2
 
 
 def test_failed_save_leaves_previous_checkpoint_intact(text_file, tmp_path, capsys,

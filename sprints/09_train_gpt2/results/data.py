@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -115,11 +116,15 @@ def encode_cached(tokenizer, text: str, cache_dir: str | Path | None) -> np.ndar
                 pass  # a damaged cache file is just re-made below
     ids = np.asarray(tokenizer.encode(text), dtype=np.uint16)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".ids-", suffix=".npy")
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, ids)
-        os.replace(tmp, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".ids-", suffix=".npy")
+            with os.fdopen(fd, "wb") as f:
+                np.save(f, ids)
+            os.replace(tmp, path)
+        except OSError as error:  # the cache only saves time: train on without it
+            print(f"warning: could not cache token ids in {path.parent} ({error}); "
+                  "continuing without the cache", file=sys.stderr)
     return ids
 
 

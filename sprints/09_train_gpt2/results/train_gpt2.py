@@ -39,8 +39,8 @@ _utils = import_module("sprints.08_gpt2_assembly.results.utils")
 GPTConfig, GPT = _config.GPTConfig, _model.GPT
 CheckpointError = _utils.CheckpointError
 
-# Testing hook: TRAIN_GPT2_INJECT_NAN_AT_STEP=k turns the loss of optimizer step k into NaN,
-# to check that a diverged run stops and keeps its last good checkpoint.
+# Testing hook: TRAIN_GPT2_INJECT_NAN_AT_STEP=k turns the loss of optimizer step k into NaN
+# (k:inf into +infinity), to check that a diverged run stops and keeps its last good checkpoint.
 NAN_HOOK_ENV = "TRAIN_GPT2_INJECT_NAN_AT_STEP"
 
 # Values used when neither a flag nor --preset sets them (a ~30 s character-level run).
@@ -113,7 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("model")
     g.add_argument("--preset", choices=sorted(PRESETS), default=None,
                    help="model + training settings; explicit flags override them")
-    g.add_argument("--model", default=None, help="sprint 8 GPTConfig preset (tiny, small-cpu, ...)")
+    g.add_argument("--model", default=None,
+                   help="sprint 8 GPTConfig preset (tiny, small-cpu, ...); its shape beats "
+                        "--preset's, explicit --n-layer etc. beat it")
     g.add_argument("--n-layer", type=int, default=None, help=f"default {d['n_layer']}")
     g.add_argument("--n-head", type=int, default=None, help=f"default {d['n_head']}")
     g.add_argument("--n-embd", type=int, default=None, help=f"default {d['n_embd']}")
@@ -126,7 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "checkpoint .pt file")
     g = p.add_argument_group("optimization")
     g.add_argument("--optimizer", choices=["adamw", "muon"], default=None,
-                   help="muon: torch.optim.Muon on hidden matrices, AdamW on the rest")
+                   help="muon: Muon (torch.optim.Muon's update, batched) on the blocks' "
+                        "matrices, AdamW on the rest")
     g.add_argument("--lr", type=float, default=None, help=f"AdamW peak lr, default {d['lr']}")
     g.add_argument("--muon-lr", type=float, default=None, help=f"default {d['muon_lr']}")
     g.add_argument("--min-lr", type=float, default=None, help=f"default {d['min_lr']}")
@@ -178,7 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def resolve_settings(args: argparse.Namespace) -> argparse.Namespace:
-    """explicit flag > --preset > --model (shape fields) > DEFAULTS."""
+    """explicit flag > --model (its shape fields) > --preset > DEFAULTS.
+
+    ``--model`` is itself a flag given explicitly, so its fields beat the preset's: with
+    ``--preset cpu-speedrun --model medium-cpu`` the speedrun's training settings train the
+    medium-cpu shape; ``--n-layer`` and the like still beat ``--model``.
+    """
     preset = PRESETS.get(args.preset, {}) if args.preset else {}
     model_preset = {}
     if args.model is not None:
@@ -188,7 +196,7 @@ def resolve_settings(args: argparse.Namespace) -> argparse.Namespace:
         model_preset = _config.PRESETS[args.model]
     for key, default in DEFAULTS.items():
         if getattr(args, key, None) is None:
-            value = preset.get(key, model_preset.get(key, default))
+            value = model_preset.get(key, preset.get(key, default))
             setattr(args, key, value)
     return args
 
@@ -199,9 +207,17 @@ def check_settings(args: argparse.Namespace, world_size: int) -> None:
     if args.n_head < 1 or args.n_embd < 1 or args.n_embd % args.n_head != 0:
         problems.append(f"--n-embd {args.n_embd} must be divisible by --n-head {args.n_head} "
                         "(each head gets n_embd / n_head dimensions)")
-    for key in ("block_size", "batch_size", "max_steps", "grad_accum_steps", "eval_interval"):
-        if getattr(args, key) < 1:
-            problems.append(f"--{key.replace('_', '-')} must be >= 1, got {getattr(args, key)}")
+    at_least = {key: 1 for key in ("block_size", "batch_size", "max_steps", "grad_accum_steps",
+                                   "eval_interval", "checkpoint_interval", "lr_decay_steps",
+                                   "eval_batch_size", "threads")}
+    at_least.update({key: 0 for key in ("warmup_steps", "eval_start", "sample_tokens",
+                                        "weight_decay", "grad_clip", "muon_lr", "loss_chunk")})
+    for key, low in at_least.items():
+        value = getattr(args, key, None)
+        if value is not None and value < low:
+            problems.append(f"--{key.replace('_', '-')} must be >= {low}, got {value}")
+    if not (0.0 <= args.beta1 < 1.0 and 0.0 <= args.beta2 < 1.0):
+        problems.append(f"--beta1 and --beta2 must be in [0, 1), got {args.beta1}, {args.beta2}")
     if args.batch_size % world_size != 0:
         problems.append(f"--batch-size {args.batch_size} is the global batch and must be "
                         f"divisible by the {world_size} processes")
@@ -324,15 +340,19 @@ def tokenizer_state(tokenizer) -> dict:
 
 
 def save_state(path: Path, model, optimizer, step: int, tokens_seen: int, best_val: float,
-               tokenizer, args, elapsed: float) -> None:
-    """Atomic (sprint 8's save_checkpoint: temp file + os.replace)."""
+               tokenizer, args, elapsed: float, rank_rngs: list | None = None) -> None:
+    """Atomic (sprint 8's save_checkpoint: temp file + os.replace). ``rank_rngs``: every
+    process's RNG states under torchrun (index = rank), None for a single process."""
+    extra = {"tokenizer": tokenizer_state(tokenizer), "best_val_loss": best_val,
+             "elapsed_s": elapsed, "args": plain_args(args)}
+    if rank_rngs is not None:
+        extra["rank_rng_states"] = rank_rngs
     _utils.save_checkpoint(
         path, model=model.state_dict(), optimizer=optimizer.state_dict(), scheduler=None,
         step=step, config=model.config.to_dict(),
         data_position={"step": step, "tokens_seen": tokens_seen, "seed": args.seed},
-        rng_states=_utils.rng_states(),
-        extra={"tokenizer": tokenizer_state(tokenizer), "best_val_loss": best_val,
-               "elapsed_s": elapsed, "args": plain_args(args)},
+        rng_states=rank_rngs[0] if rank_rngs is not None else _utils.rng_states(),
+        extra=extra,
     )
 
 
@@ -430,7 +450,7 @@ def train(args: argparse.Namespace) -> dict:
     chunk = args.loss_chunk if args.loss_chunk is not None else (
         2048 if model.config.vocab_size >= 8192 else 0)
     # fused AdamW (one kernel per parameter for the whole update) measured fastest on this
-    # CPU too: 1,985 vs 1,752 tokens/s (foreach) at 6 x 384 (benchmarks/README.md).
+    # CPU too: 1,881 vs 1,801 tokens/s (foreach) at 6 x 384 (benchmarks/README.md).
     fused = True
     optimizer = build_optimizer(model, args.optimizer, args.lr, args.weight_decay,
                                 (args.beta1, args.beta2),
@@ -443,7 +463,14 @@ def train(args: argparse.Namespace) -> dict:
         tokens_seen = int(resume_ckpt["data_position"]["tokens_seen"])
         best_val = float(resume_ckpt["extra"].get("best_val_loss", math.inf))
         elapsed_before = float(resume_ckpt["extra"].get("elapsed_s", 0.0))
-        _utils.set_rng_states(resume_ckpt["rng_states"])
+        saved_rngs = resume_ckpt["extra"].get("rank_rng_states")
+        if saved_rngs is not None and len(saved_rngs) == world_size:
+            _utils.set_rng_states(saved_rngs[rank])  # this rank's own stream
+        else:
+            # One process, or another number of processes than the run that saved: rank 0's
+            # state for all (exact for one process; with dropout and several processes the
+            # masks then differ from an uninterrupted run).
+            _utils.set_rng_states(resume_ckpt["rng_states"])
     else:
         torch.manual_seed(args.seed + 1000 * (rank + 1))  # dropout masks differ per rank
 
@@ -459,24 +486,29 @@ def train(args: argparse.Namespace) -> dict:
     writer, log_file = None, None
     log_path = out / "train_log.jsonl"
     if master:
-        out.mkdir(parents=True, exist_ok=True)
         from torch.utils.tensorboard import SummaryWriter
 
-        # purge_step drops events a killed run wrote after its last checkpoint.
-        writer = SummaryWriter(str(out / "tensorboard"),
-                               purge_step=start_step + 1 if args.resume else None)
-        if args.resume and log_path.exists():
-            kept = [ln for ln in log_path.read_text().splitlines()
-                    if ln.strip() and json.loads(ln).get("step", 0) <= start_step]
-            log_path.write_text("".join(k + "\n" for k in kept))
-        elif not args.resume:
-            log_path.write_text("")
-        log_file = open(log_path, "a")  # noqa: SIM115 (kept open for the whole run)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            # purge_step drops events a killed run wrote after its last checkpoint.
+            writer = SummaryWriter(str(out / "tensorboard"),
+                                   purge_step=start_step + 1 if args.resume else None)
+            if args.resume and log_path.exists():
+                kept = [ln for ln in log_path.read_text().splitlines()
+                        if ln.strip() and json.loads(ln).get("step", 0) <= start_step]
+                log_path.write_text("".join(k + "\n" for k in kept))
+            elif not args.resume:
+                log_path.write_text("")
+            log_file = open(log_path, "a")  # noqa: SIM115 (kept open for the whole run)
+        except OSError as error:
+            raise ValueError(f"cannot write to --out-dir {out} ({error}); pass a directory "
+                             "this user can create and write") from None
     val_windows = data_lib.eval_windows(tokens.val, block)
     eval_bs = args.eval_batch_size or max(1, 32768 // block)
     decay_steps = args.lr_decay_steps or args.max_steps
     tokens_per_step = args.batch_size * block * args.grad_accum_steps
-    nan_step = int(os.environ.get(NAN_HOOK_ENV, "-1"))
+    nan_spec = os.environ.get(NAN_HOOK_ENV, "-1").split(":")
+    nan_step, nan_value = int(nan_spec[0]), float(nan_spec[1] if len(nan_spec) > 1 else "nan")
     params = [p for p in model.parameters() if p.requires_grad]
 
     if master:
@@ -517,7 +549,7 @@ def train(args: argparse.Namespace) -> dict:
                 loss_sum += loss.detach().float()
             step_loss = loss_sum / args.grad_accum_steps
             if step + 1 == nan_step:
-                step_loss = step_loss * float("nan")
+                step_loss = step_loss * nan_value
             if world_size > 1:
                 dist.all_reduce(step_loss)
                 step_loss /= world_size
@@ -578,18 +610,25 @@ def train(args: argparse.Namespace) -> dict:
                         msg += "\n--- sample ---\n" + sample + "\n--------------"
                         writer.add_text("val/sample", sample, step)
                     (bar.write if bar is not None else print)(msg)
+            # Every rank takes the same decision (the validation loss is all-reduced).
+            save_latest = (is_last or reached or (
+                args.checkpoint_interval and step % args.checkpoint_interval == 0) or (
+                not args.checkpoint_interval and do_eval))
+            rank_rngs = None
+            if world_size > 1 and (improved or save_latest):
+                # Each rank draws its own dropout masks: keep every rank's RNG state, so that
+                # each resumes its own stream (rank 0 alone writes the file).
+                rank_rngs = [None] * world_size
+                dist.all_gather_object(rank_rngs, _utils.rng_states())
             if master:
                 log_file.flush()
-                save_latest = (is_last or reached or (
-                    args.checkpoint_interval and step % args.checkpoint_interval == 0) or (
-                    not args.checkpoint_interval and do_eval))
                 elapsed = elapsed_before + time.time() - t_start
                 if improved:
                     save_guarded(best_path, model, optimizer, step, tokens_seen, best_val,
-                                 tokenizer, args, elapsed)
+                                 tokenizer, args, elapsed, rank_rngs)
                 if save_latest:
                     save_guarded(latest_path, model, optimizer, step, tokens_seen, best_val,
-                                 tokenizer, args, elapsed)
+                                 tokenizer, args, elapsed, rank_rngs)
                     last_good = step
             if reached:
                 break
