@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> None:
         "--dtypes", default="float32,bfloat16", help="comma list of float32, bfloat16"
     )
     parser.add_argument(
-        "--uncached", default="float32", help="dtypes to also time without a cache ('' = none)"
+        "--uncached", default="float32,bfloat16",
+        help="dtypes to also time without a cache ('' = none)",
     )
     parser.add_argument("--repeats", type=int, default=3, help="cached runs: median of this many")
     parser.add_argument("--seed", type=int, default=0)
