@@ -9,6 +9,7 @@
 
 from importlib import import_module
 
+import numpy as np
 import pytest
 import torch
 from torch.nn import functional as F
@@ -163,35 +164,95 @@ def test_digits_split_is_stratified_and_held_out():
         digits_data.load_digits_split(test_size=1.5)
 
 
-def test_view_shares_storage_and_clone_does_not():
-    x = torch.arange(6)
-    v = x.view(2, 3)
-    c = x.clone()
-    assert v.untyped_storage().data_ptr() == x.untyped_storage().data_ptr()
-    assert c.untyped_storage().data_ptr() != x.untyped_storage().data_ptr()
-    v[1, 2] = 99
-    c[0] = -7
-    assert x[5].item() == 99 and x[0].item() == 0
+# ----- the demos' printed claims -----------------------------------------------------------------
+def run_demo(module_name: str, section: str) -> dict[str, object]:
+    """Run one section of a numbered demo; {label prefix: value} of everything it printed."""
+    demo = import_module(f"sprints.01_setup_and_basics.results.{module_name}")
+    demo.SHOWN.clear()
+    getattr(demo, section)()
+    return dict(demo.SHOWN)
 
 
-def test_transpose_needs_contiguous_for_view_and_reshape_copies():
-    m = torch.arange(6).reshape(2, 3)
-    t = m.T
-    assert not t.is_contiguous()
-    with pytest.raises(RuntimeError):
-        t.view(6)
-    r = t.reshape(6)
-    assert r.untyped_storage().data_ptr() != m.untyped_storage().data_ptr()
-    assert r.tolist() == [0, 3, 1, 4, 2, 5]  # column-major reading of m
-    assert torch.equal(t.contiguous().view(6), r)
+def shown(values: dict[str, object], prefix: str):
+    matches = [v for label, v in values.items() if label.startswith(prefix)]
+    assert len(matches) == 1, (prefix, list(values))
+    return matches[0]
 
 
-def test_broadcasting_equals_explicit_expand():
-    g = torch.Generator().manual_seed(0)
-    a = torch.randn(8, 1, 5, generator=g)
-    b = torch.randn(3, 1, generator=g)
-    out = a + b
-    assert out.shape == torch.broadcast_shapes(a.shape, b.shape) == (8, 3, 5)
-    assert torch.equal(out, a.expand(8, 3, 5) + b.expand(8, 3, 5))
-    assert torch.equal(out, a.repeat(1, 3, 1) + b.repeat(8, 1, 5))
-    assert a.expand(8, 3, 5).stride()[1] == 0  # expand repeats by stride 0, no copy
+def test_autograd_demo_gradients_match_hand_derivatives():
+    g = run_demo("03_autograd_basics", "graph_and_grad")
+    x, w, b = 2.0, 3.0, 1.0
+    y = w * x + b  # z = y**2: dz/dx = 2 y w, dz/dw = 2 y x, dz/dy = 2 y
+    assert shown(g, "after z.backward()") == (2 * y * w, 2 * y * x) == (42.0, 28.0)
+    assert shown(g, "b.grad") == (None, 2 * y)
+
+    d = run_demo("03_autograd_basics", "no_grad_and_detach")
+    assert shown(d, "with torch.no_grad(): u = w * 2") == (False, None)
+    assert shown(d, "d = w.detach()") == (False, True)
+    w0 = np.array([1.0, 2.0])  # d/dw sum(w * const) = const = w0, not 2 w0
+    np.testing.assert_allclose(shown(d, "loss = sum(w * w.detach())").numpy(), w0)
+    np.testing.assert_allclose(shown(d, "with torch.no_grad(): w -=").detach().numpy(),
+                               w0 - 0.1 * w0)
+
+    a = run_demo("03_autograd_basics", "accumulation")
+    assert [shown(a, f"after backward #{k}") for k in (1, 2, 3)] == [3.0, 6.0, 9.0]
+    assert shown(a, "after w.grad.zero_()") == 3.0
+    assert shown(a, "gradient of the batch mean") == (2.0, 2.0)  # mean of c = [1, 3]
+
+    v = run_demo("03_autograd_basics", "vector_backward")
+    xs = np.array([1.0, 2.0, 3.0])
+    np.testing.assert_allclose(shown(v, "y.backward(torch.ones_like(y))").numpy(), 2 * xs)
+    np.testing.assert_allclose(shown(v, "torch.autograd.grad")[0].numpy(), 3 * xs**2)
+
+
+def test_broadcasting_and_views_demo_claims_match_numpy():
+    b = run_demo("02_broadcasting_and_views", "broadcasting")
+    col, row = np.array([[0.0], [10.0], [20.0]]), np.array([1.0, 2.0, 3.0, 4.0])
+    np.testing.assert_array_equal(shown(b, "col (3, 1) + row (4,)").numpy(), col + row)
+    assert shown(b, "torch.broadcast_shapes") == np.broadcast_shapes((8, 1, 5), (3, 1))
+    X = np.array([[1.0, 2.0], [3.0, 6.0], [5.0, 10.0]])
+    np.testing.assert_allclose(shown(b, "X - X.mean(dim=0)").numpy(), X - X.mean(axis=0))
+    np.testing.assert_allclose(shown(b, "X / X.sum(dim=1").numpy(),
+                               X / X.sum(axis=1, keepdims=True))
+    assert "size of tensor a (2)" in shown(b, "torch.ones(3, 2) + torch.ones(3)")
+    assert shown(b, "torch.zeros(1, 4).expand(3, 4).stride()") == (0, 1)
+
+    v = run_demo("02_broadcasting_and_views", "views_and_copies")
+    assert shown(v, "v.data_ptr() == x.data_ptr()") is True
+    assert shown(v, "after v[0, 0] = 100").tolist() == [100, 1, 2, 3, 4, 5]
+    assert shown(v, "c = x.clone()") == ([100, 1, 2, 3, 4, 5], False)
+    assert shown(v, "x[2:4] is a view too") == 2 * 8  # int64: 8 bytes
+    m = np.arange(6).reshape(2, 3)
+    assert shown(v, "m = torch.arange(6)") == tuple(s // 8 for s in m.strides)
+    assert shown(v, "t = m.T") == (tuple(s // 8 for s in m.T.strides), False)
+    assert shown(v, "t.reshape(6)  (copies").tolist() == m.T.reshape(6).tolist()
+    assert shown(v, "t.reshape(6).data_ptr()") is False
+    assert shown(v, "m.reshape(3, 2).data_ptr()") is True
+    assert shown(v, "a = torch.ones(3); a.add_(1)") == ([2.0, 2.0, 2.0], True)
+    assert shown(v, "a = a + 1") is False
+
+
+def test_tensor_basics_demo_values_match_numpy():
+    c = run_demo("01_tensor_basics", "creation")
+    np.testing.assert_array_equal(shown(c, "torch.arange(0, 10, 3)").numpy(), np.arange(0, 10, 3))
+    np.testing.assert_allclose(shown(c, "torch.linspace(0, 1, 5)").numpy(), np.linspace(0, 1, 5))
+    d = run_demo("01_tensor_basics", "dtypes")
+    assert shown(d, "torch.tensor([1, 2]).dtype") == torch.int64
+    assert shown(d, "torch.tensor([1.0, 2]).dtype") == torch.float32
+    assert shown(d, "torch.tensor([1, 2]) / 2").tolist() == [0.5, 1.0]
+    i = run_demo("01_tensor_basics", "indexing")
+    x = np.arange(12).reshape(3, 4)
+    for prefix, expected in [("x[1] ", x[1]), ("x[:, 2]", x[:, 2]), ("x[1:, ::2]", x[1:, ::2]),
+                             ("x[x % 2 == 0]", x[x % 2 == 0]),
+                             ("x[[0, 2], [1, 3]]", x[[0, 2], [1, 3]]),
+                             ("torch.gather", np.take_along_axis(x, np.array([[3], [0], [2]]), 1)),
+                             ("y = x.clone()", np.where(x > 8, 0, x))]:
+        np.testing.assert_array_equal(shown(i, prefix).numpy(), expected, err_msg=prefix)
+    assert shown(i, "x[-1, -1]") == 11
+    m = run_demo("01_tensor_basics", "matrix_products")
+    A, B = np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([[5.0, 6.0], [7.0, 8.0]])
+    np.testing.assert_allclose(shown(m, "A @ B").numpy(), A @ B)
+    np.testing.assert_allclose(shown(m, "A * B").numpy(), A * B)
+    np.testing.assert_allclose(shown(m, "A @ v").numpy(), A @ np.ones(2))
+    assert shown(m, "(batch (8, 3, 4) @ W (4, 5)).shape") == (8, 3, 5)
+    assert shown(m, "torch.einsum") is True

@@ -7,8 +7,13 @@ import argparse
 
 import torch
 
+# Every (label, value) printed, in order: the tests check each printed claim against an
+# independent computation (tests/test_sprint01.py).
+SHOWN: list[tuple[str, object]] = []
+
 
 def show(label: str, value) -> None:
+    SHOWN.append((label, value))
     text = str(value).replace("\n", "\n    ")
     print(f"  {label}\n    {text}")
 
