@@ -256,3 +256,50 @@ def test_tensor_basics_demo_values_match_numpy():
     np.testing.assert_allclose(shown(m, "A @ v").numpy(), A @ np.ones(2))
     assert shown(m, "(batch (8, 3, 4) @ W (4, 5)).shape") == (8, 3, 5)
     assert shown(m, "torch.einsum") is True
+
+
+# ----- bad command-line input: a usage error naming the flag, never a traceback -------------------
+arg_types = import_module(f"{PKG}.arg_types")
+
+
+def test_arg_types_accept_their_range_and_reject_the_rest():
+    import argparse
+
+    cases = {
+        arg_types.positive_int: (["1", "64"], ["0", "-3", "1.5", "x"]),
+        arg_types.non_negative_int: (["0", "7"], ["-1", "2.0"]),
+        arg_types.positive_float: (["1e-9", "3"], ["0", "-0.1", "nan", "inf", "x"]),
+        arg_types.non_negative_float: (["0", "0.5"], ["-1e-9", "nan", "-inf"]),
+        arg_types.open_fraction: (["1e-6", "0.5", "0.999"], ["0", "1", "1.5", "-0.2", "nan"]),
+        arg_types.half_open_fraction: (["0", "0.1", "0.99"], ["1", "-0.1", "nan"]),
+    }
+    for convert, (good, bad) in cases.items():
+        for text in good:
+            assert convert(text) == float(text), (convert.__name__, text)
+        for text in bad:
+            with pytest.raises(argparse.ArgumentTypeError):
+                convert(text)
+
+
+@pytest.mark.parametrize(
+    ("script", "argv", "flag"),
+    [
+        ("05_train_hidden_layer_network", ["--batch-size", "0"], "--batch-size"),
+        ("05_train_hidden_layer_network", ["--epochs", "0"], "--epochs"),
+        ("05_train_hidden_layer_network", ["--lr", "0"], "--lr"),
+        ("05_train_hidden_layer_network", ["--hidden", "-4"], "--hidden"),
+        ("05_train_hidden_layer_network", ["--threads", "0"], "--threads"),
+        ("04_gradient_check", ["--n", "0"], "--n"),
+    ],
+)
+def test_sprint1_scripts_reject_bad_numbers(script, argv, flag, tmp_path, capsys):
+    main = import_module(f"{PKG}.{script}").main
+    out = tmp_path / "never"
+    if script.startswith("05"):  # the one that writes: nothing may be created
+        argv = [*argv, "--out-dir", str(out)]
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2  # argparse's usage error, not an exception from deep inside
+    err = capsys.readouterr().err
+    assert f"argument {flag}" in err and "usage:" in err
+    assert not out.exists()

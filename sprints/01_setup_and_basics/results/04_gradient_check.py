@@ -7,16 +7,15 @@ import argparse
 
 import torch
 
+from .arg_types import positive_int
 from .gradient_check import central_difference_grad, demo_function, demo_function_grad
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--n", type=int, default=5, help="length of the input vector x")
+    parser.add_argument("--n", type=positive_int, default=5, help="length of the input vector x")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    if args.n < 1:
-        parser.error("--n must be at least 1")
+    args = parser.parse_args(argv)
 
     g = torch.Generator().manual_seed(args.seed)
     # float64: finite differences divide a tiny difference by a tiny eps, so they need the digits.

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from .arg_types import positive_float, positive_int
 from .digits_data import accuracy, load_digits_split
 from .manual_mlp import ManualMLP, train_manual
 from .torch_mlp import TorchMLP, train_torch
@@ -35,20 +36,21 @@ def plot_losses(manual: list[float], auto: list[float], path: Path) -> None:
     plt.close(fig)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--hidden", type=int, default=64, help="hidden units")
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--lr", type=float, default=0.1, help="SGD learning rate")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--hidden", type=positive_int, default=64, help="hidden units")
+    parser.add_argument("--epochs", type=positive_int, default=30)
+    parser.add_argument("--lr", type=positive_float, default=0.1, help="SGD learning rate")
+    parser.add_argument("--batch-size", type=positive_int, default=32)
     parser.add_argument("--seed", type=int, default=0, help="seed for init, split and batches")
     parser.add_argument("--out-dir", type=Path, default=None, help="write loss_curves.png here")
     parser.add_argument(
-        "--threads", type=int, default=1, help="torch CPU threads (1 suits these tiny layers)"
+        "--threads",
+        type=positive_int,
+        default=1,
+        help="torch CPU threads (1 suits these tiny layers)",
     )
-    args = parser.parse_args()
-    if args.threads < 1 or args.epochs < 1 or args.hidden < 1:
-        parser.error("--threads, --epochs and --hidden must be at least 1")
+    args = parser.parse_args(argv)
 
     # A (32, 64) @ (64, 64) product is too small to split between threads: a second thread
     # costs more in hand-offs than it computes, and on a busy machine it waits for a core.
