@@ -205,6 +205,16 @@ def test_recenter_by_mass_in_compose_and_bad_input():
 # ---------- the scripts that draw ----------
 
 
+def test_augmentation_grid_column_titles_name_the_transforms_that_run():
+    # A title is one transform's class name (arguments in brackets allowed) or several joined
+    # by " + ", in the order a Compose applies them; the module docstring lists each column.
+    for title, transform in augmentation_grid.augmentations().items():
+        steps = transform.transforms if isinstance(transform, transforms.Compose) else [transform]
+        named = [part.split("(")[0] for part in title.split(" + ")]
+        assert named == [type(step).__name__ for step in steps], title
+        assert title.split("(")[0] in augmentation_grid.__doc__, title
+
+
 def test_augmentation_grid_and_custom_transform_scripts_write_pngs(tmp_path, monkeypatch):
     write_fake_mnist(tmp_path / "d", n_test=12)
     for module, png in ((augmentation_grid, "augmentation_grid.png"),
@@ -214,3 +224,48 @@ def test_augmentation_grid_and_custom_transform_scripts_write_pngs(tmp_path, mon
                                           "--num-digits", "3"])
         module.main()
         assert (tmp_path / "out" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_custom_transform_draws_a_single_digit(tmp_path):
+    write_fake_mnist(tmp_path / "d", n_test=3)
+    custom_transform.main(["--data-dir", str(tmp_path / "d"), "--out-dir", str(tmp_path / "out"),
+                           "--num-digits", "1"])  # one column: axes must stay a 2-D grid
+    assert (tmp_path / "out" / "custom_transform.png").read_bytes()[:4] == b"\x89PNG"
+
+
+# ---------- bad command-line input: a usage error naming the flag, never a traceback ----------
+
+PKG = "sprints.02_datasets_and_dataloaders.results"
+
+
+@pytest.mark.parametrize(("script", "argv", "flag"), [
+    ("02_dataloader_basics", ["--num-digits", "0"], "--num-digits"),  # was a bare StopIteration
+    ("02_dataloader_basics", ["--batch-size", "0"], "--batch-size"),
+    ("04_custom_transform", ["--num-digits", "0"], "--num-digits"),
+    ("05_augmentation_grid", ["--num-digits", "-2"], "--num-digits"),
+    ("06_num_workers", ["--batch-size", "0"], "--batch-size"),
+    ("06_num_workers", ["--num-digits", "0"], "--num-digits"),
+    ("06_num_workers", ["--workers", "0", "-1"], "--workers"),
+])
+def test_scripts_reject_bad_numbers_before_reading_data(script, argv, flag, tmp_path, monkeypatch,
+                                                        capsys):
+    # Checked at parse time: no data is needed, and none may be fetched.
+    monkeypatch.setattr(mnist_data, "download_and_extract_archive",
+                        lambda *a, **k: pytest.fail("download attempted"))
+    with pytest.raises(SystemExit) as info:
+        import_module(f"{PKG}.{script}").main(["--data-dir", str(tmp_path), *argv])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {flag}" in err and "usage:" in err
+
+
+@pytest.mark.parametrize("script", ["04_custom_transform", "05_augmentation_grid"])
+def test_drawing_scripts_reject_more_digits_than_the_file_holds(script, tmp_path, capsys):
+    write_fake_mnist(tmp_path / "d", n_test=5)
+    out = tmp_path / "never"
+    with pytest.raises(SystemExit) as info:
+        import_module(f"{PKG}.{script}").main(["--data-dir", str(tmp_path / "d"),
+                                               "--out-dir", str(out), "--num-digits", "6"])
+    assert info.value.code == 2  # was an IndexError from the dataset
+    assert "--num-digits 6 is more than the 5 digits" in capsys.readouterr().err
+    assert not out.exists()

@@ -12,11 +12,11 @@ idx = import_module("sprints.02_datasets_and_dataloaders.results.idx_dataset")
 mnist_data = import_module("sprints.02_datasets_and_dataloaders.results.mnist_data")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data-dir", default="data", help="folder holding MNIST/raw/")
     parser.add_argument("--train", action="store_true", help="read train-* instead of t10k-*")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     raw = mnist_data.ensure_mnist_files(args.data_dir, train=args.train)
     images_stem, labels_stem = mnist_data.SPLIT_FILES[args.train]

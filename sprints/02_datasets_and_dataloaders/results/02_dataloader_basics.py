@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 idx = import_module("sprints.02_datasets_and_dataloaders.results.idx_dataset")
+arg_types = import_module("sprints.01_setup_and_basics.results.arg_types")
 mnist_data = import_module("sprints.02_datasets_and_dataloaders.results.mnist_data")
 
 
@@ -18,12 +19,13 @@ def first_labels(loader: DataLoader, n: int = 8) -> list[int]:
     return labels[:n].tolist()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data-dir", default="data", help="folder holding MNIST/raw/")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--num-digits", type=int, default=1000, help="size of the subset used")
-    args = parser.parse_args()
+    parser.add_argument("--batch-size", type=arg_types.positive_int, default=64)
+    parser.add_argument("--num-digits", type=arg_types.positive_int, default=1000,
+                        help="size of the subset used")
+    args = parser.parse_args(argv)
 
     raw = mnist_data.ensure_mnist_files(args.data_dir, train=False)
     full = idx.IdxDigits(idx.find_idx(raw, "t10k-images-idx3-ubyte"),

@@ -22,13 +22,13 @@ def dataset_mean_std(data_dir: str, train: bool, batch_size: int = 1000) -> tupl
     return mnist_data.pixel_mean_std(DataLoader(ds, batch_size=batch_size))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default="data", help="folder holding MNIST/raw/")
     parser.add_argument("--split", choices=["train", "test"], default="test",
                         help="which file to measure (default test: it is the one shipped here)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     train = args.split == "train"
 
     mean, std = dataset_mean_std(args.data_dir, train)

@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from torchvision import transforms  # noqa: E402
 
+arg_types = import_module("sprints.01_setup_and_basics.results.arg_types")
 mnist_data = import_module("sprints.02_datasets_and_dataloaders.results.mnist_data")
 
 
@@ -66,17 +67,20 @@ class RecenterByMass:
         return f"{type(self).__name__}()"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default="data", help="folder holding MNIST/raw/")
     parser.add_argument("--out-dir", default="runs/sprint02", help="where the PNG goes")
-    parser.add_argument("--num-digits", type=int, default=8)
+    parser.add_argument("--num-digits", type=arg_types.positive_int, default=8)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.manual_seed(args.seed)
 
     ds = mnist_data.load_mnist(args.data_dir, train=False, transform=transforms.ToTensor())
+    if args.num_digits > len(ds):
+        parser.error(f"--num-digits {args.num_digits} is more than the {len(ds)} digits in "
+                     f"{args.data_dir}; use at most {len(ds)}")
     shift = transforms.RandomAffine(degrees=0, translate=(0.2, 0.2))  # up to 5.6 px each way
     recenter = RecenterByMass()
     pipeline = transforms.Compose([shift, recenter])  # a custom transform composes like any other
@@ -92,7 +96,8 @@ def main() -> None:
               f"recentred {coms[2]};  frame centre (13.5, 13.5)")
     print("one image through the Compose:", tuple(pipeline(ds[0][0]).shape))
 
-    fig, axes = plt.subplots(3, len(rows), figsize=(1.3 * len(rows), 4.4))
+    # squeeze=False: axes stays a (3, n) grid even for a single digit
+    fig, axes = plt.subplots(3, len(rows), figsize=(1.3 * len(rows), 4.4), squeeze=False)
     titles = ["original", "shifted", "recentred"]
     for col, images in enumerate(rows):
         for row, image in enumerate(images):

@@ -3,7 +3,8 @@
     uv run python -m sprints.02_datasets_and_dataloaders.results.05_augmentation_grid
 
 Each row is one real digit: the original first, then one column per augmentation
-(RandomRotation, RandomAffine, RandomPerspective, ElasticTransform, and all of them composed).
+(RandomRotation, RandomAffine, RandomPerspective, ElasticTransform), and a last column with
+two of them chained in one Compose (RandomAffine + ElasticTransform).
 Augmentation is for training only; validation and test images get ToTensor + Normalize only.
 """
 
@@ -18,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from torchvision import transforms  # noqa: E402
 
+arg_types = import_module("sprints.01_setup_and_basics.results.arg_types")
 mnist_data = import_module("sprints.02_datasets_and_dataloaders.results.mnist_data")
 
 
@@ -32,21 +34,25 @@ def augmentations() -> dict[str, transforms.Compose]:
         "RandomAffine": affine,
         "RandomPerspective": perspective,
         "ElasticTransform": elastic,
-        "all composed": transforms.Compose([affine, elastic]),
+        # A column title names exactly what ran: the two transforms, in the order applied.
+        "RandomAffine + ElasticTransform": transforms.Compose([affine, elastic]),
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default="data", help="folder holding MNIST/raw/")
     parser.add_argument("--out-dir", default="runs/sprint02", help="where the PNG goes")
-    parser.add_argument("--num-digits", type=int, default=6)
+    parser.add_argument("--num-digits", type=arg_types.positive_int, default=6)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.manual_seed(args.seed)  # torchvision's random transforms draw from torch's generator
 
     ds = mnist_data.load_mnist(args.data_dir, train=False, transform=transforms.ToTensor())
+    if args.num_digits > len(ds):
+        parser.error(f"--num-digits {args.num_digits} is more than the {len(ds)} digits in "
+                     f"{args.data_dir}; use at most {len(ds)}")
     augs = augmentations()
     fig, axes = plt.subplots(args.num_digits, 1 + len(augs),
                              figsize=(1.6 * (1 + len(augs)), 1.6 * args.num_digits))
@@ -60,7 +66,7 @@ def main() -> None:
             ax.set_xticks([])
             ax.set_yticks([])
             if row == 0:
-                ax.set_title(name, fontsize=7)
+                ax.set_title(name.replace(" + ", " +\n"), fontsize=7)  # fits the column
             if col == 0:
                 ax.set_ylabel(f"label {label}")
     fig.suptitle("MNIST originals (left) beside augmented copies")

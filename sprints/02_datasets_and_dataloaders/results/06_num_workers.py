@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 from torchvision import transforms
 
+arg_types = import_module("sprints.01_setup_and_basics.results.arg_types")
 mnist_data = import_module("sprints.02_datasets_and_dataloaders.results.mnist_data")
 
 
@@ -38,14 +39,15 @@ def time_epochs(ds, num_workers: int, persistent: bool, batch_size: int,
     return times
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default="data", help="folder holding MNIST/raw/")
-    parser.add_argument("--num-digits", type=int, default=3000)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
-    args = parser.parse_args()
+    parser.add_argument("--num-digits", type=arg_types.positive_int, default=3000)
+    parser.add_argument("--batch-size", type=arg_types.positive_int, default=64)
+    parser.add_argument("--workers", type=arg_types.non_negative_int, nargs="+", default=[0, 1, 2],
+                        help="num_workers settings to time (0 = load in the main process)")
+    args = parser.parse_args(argv)
 
     pipeline = transforms.Compose([
         transforms.RandomAffine(degrees=10, translate=(0.1, 0.1), scale=(0.9, 1.1)),
