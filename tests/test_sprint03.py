@@ -71,3 +71,26 @@ def test_evaluate_runs_in_eval_mode_without_grad_and_restores_mode():
         acc = (logits.argmax(1) == y).float().mean().item()
     assert stats["loss"] == pytest.approx(loss, rel=1e-5)  # batch means weighted by size
     assert stats["accuracy"] == pytest.approx(acc)
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["--epochs", "0"], "--epochs"),
+        (["--batch-size", "0"], "--batch-size"),
+        (["--lr", "-0.1"], "--lr"),
+        (["--lr", "nan"], "--lr"),
+        (["--noise-std", "-1"], "--noise-std"),
+    ],
+)
+def test_train_script_rejects_bad_numbers_before_writing(argv, flag, tmp_path, capsys):
+    script = import_module(
+        "sprints.03_models_and_training_loops.results.01_train_linear_regression"
+    )
+    out = tmp_path / "never"
+    with pytest.raises(SystemExit) as info:
+        script.main([*argv, "--out-dir", str(out)])
+    assert info.value.code == 2  # a usage error, not the IndexError of an empty history
+    err = capsys.readouterr().err
+    assert f"argument {flag}" in err and "usage:" in err
+    assert not out.exists()

@@ -19,20 +19,21 @@ from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+arg_types = import_module("sprints.01_setup_and_basics.results.arg_types")
 lr_mod = import_module("sprints.03_models_and_training_loops.results.linear_regression")
 loops = import_module("sprints.03_models_and_training_loops.results.training_loop")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--lr", type=float, default=0.05)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--noise-std", type=float, default=0.1)
+    parser.add_argument("--epochs", type=arg_types.positive_int, default=30)
+    parser.add_argument("--lr", type=arg_types.positive_float, default=0.05)
+    parser.add_argument("--batch-size", type=arg_types.positive_int, default=64)
+    parser.add_argument("--noise-std", type=arg_types.non_negative_float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out-dir", default="runs/sprint03", help="where the loss curve goes")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.manual_seed(args.seed)
 
     true_w, true_b = torch.tensor([2.0, -3.4, 0.5]), 4.2
@@ -63,7 +64,8 @@ def main() -> None:
     epochs = range(1, args.epochs + 1)
     ax.plot(epochs, history["train"], label="train MSE (mean over the epoch)")
     ax.plot(epochs, history["val"], label="validation MSE (after the epoch)")
-    ax.axhline(args.noise_std**2, color="gray", ls="--", label="noise variance")
+    if args.noise_std > 0:  # a log axis cannot show a floor of 0
+        ax.axhline(args.noise_std**2, color="gray", ls="--", label="noise variance")
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("MSE")
