@@ -8,15 +8,17 @@ from importlib import import_module
 
 import torch
 
+arg_types = import_module("sprints.01_setup_and_basics.results.arg_types")
 cnn = import_module("sprints.04_advanced_training_mnist.results.cnn")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--width", type=int, default=32, help="channels of the first block")
-    parser.add_argument("--batch-size", type=int, default=4)
-    args = parser.parse_args()
+    parser.add_argument("--width", type=arg_types.positive_int, default=32,
+                        help="channels of the first block")
+    parser.add_argument("--batch-size", type=arg_types.positive_int, default=4)
+    args = parser.parse_args(argv)
 
     model = cnn.MnistCNN(width=args.width).eval()
     x = torch.randn(args.batch_size, 1, 28, 28)

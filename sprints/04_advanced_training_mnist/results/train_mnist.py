@@ -5,11 +5,16 @@ early stopping, best checkpoint and summary.json under --out-dir.
 
 With only the 10,000-digit test set on disk, ``--split-test 8000`` trains (and validates) on
 its first 8,000 digits and tests on the last 2,000.
+
+Each run logs to its own folder ``--out-dir/tensorboard/<date-time>``, so running again into
+the same --out-dir adds a run that TensorBoard shows beside the earlier ones:
+``uv run tensorboard --logdir runs/mnist/tensorboard``.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 from importlib import import_module
@@ -25,8 +30,13 @@ from .checkpoint import load_checkpoint, save_atomic
 from .cnn import MnistCNN
 from .early_stopping import EarlyStopping
 
+arg_types = import_module("sprints.01_setup_and_basics.results.arg_types")
 mnist_data = import_module("sprints.02_datasets_and_dataloaders.results.mnist_data")
 loops = import_module("sprints.03_models_and_training_loops.results.training_loop")
+
+
+class SplitError(ValueError):
+    """The options ask for a split the data cannot give (the message says which option)."""
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -36,36 +46,52 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefa
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=_HelpFormatter)
     p.add_argument("--data-dir", default="data", help="folder holding MNIST/raw/")
-    p.add_argument("--epochs", type=int, default=15, help="maximum number of epochs")
+    p.add_argument("--epochs", type=arg_types.positive_int, default=15,
+                   help="maximum number of epochs")
     p.add_argument("--out-dir", default="runs/mnist", help="TensorBoard logs, checkpoint, summary")
     p.add_argument("--seed", type=int, default=0, help="seeds init, split, order, augmentation")
-    p.add_argument("--split-test", type=int, default=0, metavar="N",
+    p.add_argument("--split-test", type=arg_types.non_negative_int, default=0, metavar="N",
                    help="use only the test file: first N digits to train/validate, the rest to "
                         "test (for a data dir that holds just t10k-*; 0 = official split)")
-    p.add_argument("--val-fraction", type=float, default=0.05,
+    p.add_argument("--val-fraction", type=arg_types.open_fraction, default=0.05,
                    help="share of the training digits held out for validation")
-    p.add_argument("--batch-size", type=int, default=64, help="training batch size")
-    p.add_argument("--lr", type=float, default=3e-3, help="peak AdamW learning rate")
-    p.add_argument("--weight-decay", type=float, default=5e-4, help="AdamW weight decay")
-    p.add_argument("--label-smoothing", type=float, default=0.1, help="for the training loss")
-    p.add_argument("--patience", type=int, default=4, help="early-stopping patience in epochs")
-    p.add_argument("--width", type=int, default=32, help="channels of the first conv block")
+    p.add_argument("--batch-size", type=arg_types.positive_int, default=64,
+                   help="training batch size")
+    p.add_argument("--lr", type=arg_types.positive_float, default=3e-3,
+                   help="peak AdamW learning rate")
+    p.add_argument("--weight-decay", type=arg_types.non_negative_float, default=5e-4,
+                   help="AdamW weight decay")
+    p.add_argument("--label-smoothing", type=arg_types.half_open_fraction, default=0.1,
+                   help="for the training loss")
+    p.add_argument("--patience", type=arg_types.positive_int, default=4,
+                   help="early-stopping patience in epochs")
+    p.add_argument("--width", type=arg_types.positive_int, default=32,
+                   help="channels of the first conv block")
     p.add_argument("--no-augment", action="store_true", help="train without random affine")
-    p.add_argument("--limit-train", type=int, default=0,
+    p.add_argument("--limit-train", type=arg_types.non_negative_int, default=0,
                    help="use only this many training digits (quick runs; 0 = all)")
     p.add_argument("--no-download", action="store_true", help="never try to download MNIST")
     p.add_argument("--no-progress", action="store_true", help="hide tqdm bars")
     return p
 
 
+def validate(model: nn.Module, loader: DataLoader, loss_fn: nn.Module) -> dict[str, float]:
+    """Validation loss/accuracy after each epoch (its own function so tests can script it)."""
+    return loops.evaluate(model, loader, loss_fn)
+
+
 def load_splits(args) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """uint8 images (N, 28, 28) and labels for train, val and test."""
+    """uint8 images (N, 28, 28) and labels for train, val and test.
+
+    Raises SplitError when the options ask for more digits than the files hold.
+    """
     dl = not args.no_download
     if args.split_test:
         test_file = mnist_data.load_mnist(args.data_dir, train=False, download=dl)
         n = len(test_file)
         if not 0 < args.split_test < n:
-            raise SystemExit(f"--split-test must be between 1 and {n - 1}, got {args.split_test}")
+            raise SplitError(f"--split-test must be between 1 and {n - 1} for the {n} digits of "
+                             f"the test file (the rest is the test set); got {args.split_test}")
         pool = (test_file.data[: args.split_test], test_file.targets[: args.split_test])
         test = (test_file.data[args.split_test :], test_file.targets[args.split_test :])
     else:
@@ -80,10 +106,18 @@ def load_splits(args) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         test = (test_file.data, test_file.targets)
     # A seeded permutation decides which training digits become the validation set.
     order = torch.randperm(len(pool[1]), generator=torch.Generator().manual_seed(args.seed))
-    n_val = max(1, round(args.val_fraction * len(order)))
+    n_val = round(args.val_fraction * len(order))
+    if not 0 < n_val < len(order):
+        raise SplitError(f"--val-fraction {args.val_fraction} of {len(order)} digits holds out "
+                         f"{n_val} for validation; choose a fraction that leaves at least one "
+                         f"digit for validation and one for training")
     val_idx, train_idx = order[:n_val], order[n_val:]
     if args.limit_train:
         train_idx = train_idx[: args.limit_train]
+    if len(train_idx) < args.batch_size:  # drop_last=True would leave no batch at all
+        raise SplitError(f"--batch-size {args.batch_size} is more than the {len(train_idx)} "
+                         f"training digits left after validation and --limit-train; "
+                         f"use a --batch-size of at most {len(train_idx)}")
     return {
         "train": (pool[0][train_idx], pool[1][train_idx]),
         "val": (pool[0][val_idx], pool[1][val_idx]),
@@ -97,13 +131,32 @@ def to_dataset(images: torch.Tensor, labels: torch.Tensor, mean: float, std: flo
     return TensorDataset(x, labels.long())
 
 
+def new_run_dir(root: Path) -> Path:
+    """Create and return a fresh folder ``root/<date-time>`` (``-2``, ``-3``... if taken).
+
+    One folder per run: TensorBoard treats each folder as a run, so a second run into the same
+    --out-dir shows up as a second curve instead of mixing its points into the first one's.
+    """
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in itertools.count(1):
+        path = root / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            continue
+    raise AssertionError("unreachable")
+
+
 def main(argv: list[str] | None = None) -> dict:
-    args = build_parser().parse_args(argv)
-    if args.epochs < 1:
-        raise SystemExit("--epochs must be at least 1")
+    parser = build_parser()
+    args = parser.parse_args(argv)  # numeric options are checked here, by their argparse types
     torch.manual_seed(args.seed)
     start = time.perf_counter()
-    splits = load_splits(args)  # first, so missing data fails before anything is written
+    try:
+        splits = load_splits(args)  # first, so bad options or missing data write nothing
+    except SplitError as err:
+        parser.error(str(err))
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     # Normalise with the statistics of the training digits we actually train on.
@@ -130,7 +183,9 @@ def main(argv: list[str] | None = None) -> dict:
         augment = BatchRandomAffine(fill=(0 - mean) / std,
                                     generator=torch.Generator().manual_seed(args.seed + 1))
     stopper = EarlyStopping(patience=args.patience)
-    writer = SummaryWriter(log_dir=str(out_dir / "tensorboard"))
+    tb_dir = new_run_dir(out_dir / "tensorboard")
+    print(f"TensorBoard events: {tb_dir}")
+    writer = SummaryWriter(log_dir=str(tb_dir))
     ckpt_path = out_dir / "best_model.pt"
 
     epoch_times = []
@@ -141,7 +196,7 @@ def main(argv: list[str] | None = None) -> dict:
             model, train_loader, loss_fn, optimizer, scheduler=scheduler, batch_transform=augment,
             desc=f"epoch {epoch}/{args.epochs}", progress=not args.no_progress,
         )
-        val = loops.evaluate(model, val_loader, eval_loss_fn)
+        val = validate(model, val_loader, eval_loss_fn)
         epoch_times.append(time.perf_counter() - t0)
         for name, value in (("loss/train", train["loss"]), ("loss/val", val["loss"]),
                             ("accuracy/train", train["accuracy"]),
@@ -177,6 +232,7 @@ def main(argv: list[str] | None = None) -> dict:
         "seconds_per_epoch": sum(epoch_times) / len(epoch_times),
         "n_train": len(data["train"]), "n_val": len(data["val"]), "n_test": len(data["test"]),
         "normalize_mean": mean, "normalize_std": std,
+        "tensorboard_dir": str(tb_dir),
         "args": vars(args),
     }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
