@@ -1,9 +1,11 @@
 """Sprint 4: early stopping, checkpoints, augmentation, and train_mnist.py end to end on tiny
 synthetic MNIST files (read by torchvision's MNIST class), with TensorBoard's own reader."""
 
+import copy
 import json
 import math
 from importlib import import_module
+from pathlib import Path
 
 import pytest
 import torch
@@ -134,7 +136,9 @@ def test_train_mnist_end_to_end_on_synthetic_idx_files(tmp_path):
     assert state["val_loss"] == pytest.approx(on_disk["best_val_loss"])
 
     # TensorBoard's own reader: one point per epoch; lr follows the cosine formula
-    scalars = _scalars(out / "tensorboard")
+    run_dir = Path(summary["tensorboard_dir"])
+    assert run_dir.parent == out / "tensorboard"  # each run logs to its own subfolder
+    scalars = _scalars(run_dir)
     for tag in ("loss/train", "loss/val", "accuracy/train", "accuracy/val", "lr"):
         assert [e.step for e in scalars[tag]] == list(range(1, epochs + 1)), tag
     steps_per_epoch = (480 - 24) // batch  # drop_last=True
@@ -165,3 +169,84 @@ def test_train_mnist_without_data_says_where_to_put_it(tmp_path, monkeypatch):
     message = str(info.value)
     assert str(tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte.gz") in message
     assert "--split-test" in message
+
+
+def _tiny_run_args(data_dir, out_dir, *extra) -> list[str]:
+    return ["--data-dir", str(data_dir), "--out-dir", str(out_dir), "--width", "4",
+            "--batch-size", "32", "--limit-train", "64", "--no-progress", "--no-download",
+            *extra]
+
+
+def _same_weights(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_train_mnist_stops_early_and_tests_the_best_checkpoint(tmp_path, monkeypatch):
+    # Validation losses scripted per epoch: best at epoch 2, then two worse epochs; with
+    # --patience 2 training must stop after epoch 4 of 6 and keep epoch 2's weights.
+    script = [1.0, 0.6, 0.7, 0.8, 0.9, 0.95]
+    write_fake_mnist(tmp_path / "data", n_train=160, n_test=40, gz=False)
+    seen = []  # weights of the model as each epoch's validation saw them
+
+    def scripted_validate(model, loader, loss_fn):
+        seen.append(copy.deepcopy(model.state_dict()))
+        return {"loss": script[len(seen) - 1], "accuracy": 0.5}
+
+    at_test = []  # weights when the test set is measured (the only other evaluate call)
+    real_evaluate = train_mnist.loops.evaluate
+
+    def recording_evaluate(model, loader, loss_fn, **kwargs):
+        at_test.append(copy.deepcopy(model.state_dict()))
+        return real_evaluate(model, loader, loss_fn, **kwargs)
+
+    monkeypatch.setattr(train_mnist, "validate", scripted_validate)
+    monkeypatch.setattr(train_mnist.loops, "evaluate", recording_evaluate)
+    out = tmp_path / "run"
+    summary = train_mnist.main(_tiny_run_args(tmp_path / "data", out, "--epochs", "6",
+                                              "--patience", "2", "--seed", "0"))
+
+    assert summary["epochs_run"] == len(seen) == 4 < 6
+    assert summary["best_val_loss"] == 0.6 and summary["best_epoch"] == 2
+    state = torch.load(out / "best_model.pt", weights_only=True)
+    assert state["epoch"] == 2 and state["val_loss"] == 0.6
+    assert _same_weights(state["model"], seen[1])  # the checkpoint holds epoch 2's weights
+    assert not _same_weights(seen[1], seen[3])  # ...which differ from the last epoch's
+    assert len(at_test) == 1 and _same_weights(at_test[0], seen[1])  # tested with the best
+    logged = [e.value for e in _scalars(summary["tensorboard_dir"])["loss/val"]]
+    assert logged == pytest.approx(script[:4])
+
+
+@pytest.mark.parametrize("extra, flag", [
+    (["--split-test", "30", "--val-fraction", "1.5"], "--val-fraction"),
+    (["--val-fraction", "0"], "--val-fraction"),
+    (["--batch-size", "0"], "--batch-size"),
+    (["--epochs", "0"], "--epochs"),
+    (["--lr", "nan"], "--lr"),
+    (["--label-smoothing", "1"], "--label-smoothing"),
+    (["--patience", "0"], "--patience"),
+    (["--limit-train", "-1"], "--limit-train"),
+    (["--split-test", "40"], "--split-test"),  # the test file holds only 40 digits
+    (["--batch-size", "65"], "--batch-size"),  # more than the 64 digits --limit-train keeps
+])
+def test_train_mnist_rejects_bad_numbers_before_creating_out_dir(tmp_path, capsys, extra, flag):
+    write_fake_mnist(tmp_path / "data", n_train=100, n_test=40, gz=False)
+    out = tmp_path / "never"
+    with pytest.raises(SystemExit) as info:
+        train_mnist.main(_tiny_run_args(tmp_path / "data", out, *extra))
+    assert info.value.code == 2  # argparse's usage error, not a crash
+    err = capsys.readouterr().err
+    assert flag in err and "usage:" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_train_mnist_reruns_log_to_separate_tensorboard_runs(tmp_path):
+    write_fake_mnist(tmp_path / "data", n_train=100, n_test=40, gz=False)
+    out = tmp_path / "run"
+    first = train_mnist.main(_tiny_run_args(tmp_path / "data", out, "--epochs", "2"))
+    second = train_mnist.main(_tiny_run_args(tmp_path / "data", out, "--epochs", "1"))
+    runs = sorted(p for p in (out / "tensorboard").iterdir())
+    assert [str(p) for p in runs] == sorted([first["tensorboard_dir"], second["tensorboard_dir"]])
+    assert not list((out / "tensorboard").glob("events.*"))  # nothing loose in the parent
+    # TensorBoard's reader sees each run's own epochs, once each, not the two runs mixed
+    assert [e.step for e in _scalars(first["tensorboard_dir"])["loss/train"]] == [1, 2]
+    assert [e.step for e in _scalars(second["tensorboard_dir"])["loss/train"]] == [1]
