@@ -258,6 +258,24 @@ def test_tensor_basics_demo_values_match_numpy():
     assert shown(m, "torch.einsum") is True
 
 
+def test_tensor_basics_demo_dtype_facts_match_numpy_and_ieee_formulas():
+    c = run_demo("01_tensor_basics", "creation")
+    x = np.arange(6).reshape(2, 3)
+    assert shown(c, "x.shape, x.ndim, x.numel()") == (x.shape, x.ndim, x.size)
+    d = run_demo("01_tensor_basics", "dtypes")
+    assert shown(d, "(torch.tensor([1, 2]) + 0.5).dtype").is_floating_point
+    np.testing.assert_array_equal(shown(d, "torch.tensor([2.7, -2.7]).to(").numpy(),
+                                  np.trunc([2.7, -2.7]))
+    for name in ("float32", "float64", "float16"):
+        info = np.finfo(getattr(np, name))
+        assert shown(d, f"torch.finfo(torch.{name})") == (info.bits // 8, info.eps, info.max)
+    # bfloat16 (no numpy type): 7 stored fraction bits and float32's 8 exponent bits
+    assert shown(d, "torch.finfo(torch.bfloat16)") == (2, 2.0**-7, (2 - 2.0**-7) * 2.0**127)
+    # 1e-4 is below half of float16's step at 1 (eps / 2 = 2**-11): the sum rounds back to 1
+    assert shown(d, "torch.tensor(1.0, dtype=torch.float16) + 1e-4").item() == float(
+        np.float16(1.0) + np.float16(1e-4)) == 1.0
+
+
 # ----- bad command-line input: a usage error naming the flag, never a traceback -------------------
 arg_types = import_module(f"{PKG}.arg_types")
 
