@@ -250,3 +250,14 @@ def test_train_mnist_reruns_log_to_separate_tensorboard_runs(tmp_path):
     # TensorBoard's reader sees each run's own epochs, once each, not the two runs mixed
     assert [e.step for e in _scalars(first["tensorboard_dir"])["loss/train"]] == [1, 2]
     assert [e.step for e in _scalars(second["tensorboard_dir"])["loss/train"]] == [1]
+
+
+@pytest.mark.parametrize(("argv", "flag"), [(["--width", "0"], "--width"),
+                                            (["--batch-size", "-1"], "--batch-size")])
+def test_cnn_shapes_script_rejects_bad_sizes(argv, flag, capsys):
+    shapes = import_module("sprints.04_advanced_training_mnist.results.01_cnn_shapes")
+    with pytest.raises(SystemExit) as info:
+        shapes.main(argv)  # was a RuntimeError from inside Conv2d / torch.randn
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {flag}" in err and "usage:" in err
