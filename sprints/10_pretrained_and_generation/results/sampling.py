@@ -61,7 +61,8 @@ def top_p_filter(logits: Tensor, p: float) -> Tensor:
 
 def greedy(logits: Tensor) -> Tensor:
     """The most likely token of each row: (..., V) -> (..., 1)."""
-    # float32 first: argmax over bf16 logits is ~10x slower on CPU than the conversion.
+    # float32 first: on this CPU argmax over a row of 50,257 bf16 logits took 265 us, the
+    # conversion plus a float32 argmax 155 us (torch 2.15, 1 thread; bf16 models give bf16 logits).
     return torch.argmax(logits.float(), dim=-1, keepdim=True)
 
 
