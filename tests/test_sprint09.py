@@ -267,11 +267,14 @@ def test_download_offline_names_data_file_flag(tmp_path):
 
 
 # ----- end to end ------------------------------------------------------------------------------
-def test_end_to_end_summary_tensorboard_checkpoints(text_file, tmp_path):
+def test_end_to_end_summary_tensorboard_checkpoints(text_file, tmp_path, capsys):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.util.tensor_util import make_ndarray
 
     out = tmp_path / "run"
     assert train_gpt2.main(tiny_args(text_file, out, "--target-val-loss", "0.01")) == 0
+    printed = capsys.readouterr().out.split("--- sample ---\n")[1:]
+    printed = [chunk.split("\n--------------")[0] for chunk in printed]
     summary = json.loads((out / "summary.json").read_text())
     assert SUMMARY_KEYS <= set(summary)
     assert summary["final_step"] == 10 and summary["tokens_seen"] == 10 * 4 * 16
@@ -287,6 +290,11 @@ def test_end_to_end_summary_tensorboard_checkpoints(text_file, tmp_path):
     val = {e.step: e.value for e in acc.Scalars("val/loss")}
     assert sorted(val) == [5, 10]
     assert min(val.values()) == pytest.approx(summary["best_val_loss"], rel=1e-6)
+    # the text sample of each evaluation is in TensorBoard too, as printed
+    samples = acc.Tensors("val/sample/text_summary")
+    assert [e.step for e in samples] == [5, 10] and len(printed) == 2
+    for event, text in zip(samples, printed, strict=True):
+        assert make_ndarray(event.tensor_proto).item().decode() == text
 
     latest = torch.load(out / "latest.pt", weights_only=True)
     best = torch.load(out / "best.pt", weights_only=True)
@@ -376,30 +384,56 @@ def test_two_gloo_processes_match_one_process(text_file, tmp_path):
     assert s2["world_size"] == 2 and s2["tokens_seen"] == s1["tokens_seen"]
 
 
-def test_two_gloo_processes_with_dropout_resume_exactly(text_file, tmp_path):
+def start_two_ranks(out: Path, args: list[str]) -> list[subprocess.Popen]:
+    """The two gloo workers torchrun would start (its environment variables), without its
+    launcher process (one torch import less per run); torchrun itself is tested above."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out.mkdir(parents=True, exist_ok=True)
+    procs = []
+    for rank in range(2):
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1",
+               "MASTER_PORT": str(port), "WORLD_SIZE": "2", "RANK": str(rank),
+               "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": "2"}
+        with open(out / f"stderr.{rank}.txt", "a") as err:  # a file: no pipe to fill
+            procs.append(subprocess.Popen(_cli(args), cwd=ROOT, env=env,
+                                          stdout=subprocess.DEVNULL, stderr=err))
+    return procs
+
+
+def wait_all(procs: list[subprocess.Popen], out_dirs: list[Path]) -> None:
+    for proc in procs:
+        proc.wait(timeout=300)
+    for proc, out in zip(procs, out_dirs, strict=True):
+        errors = "".join(p.read_text()[-2000:] for p in out.glob("stderr.*.txt"))
+        assert proc.returncode == 0, errors
+
+
+def test_two_gloo_processes_with_dropout_resume_exactly(text_file, tmp_path, capsys):
     # Each rank draws its own dropout masks, so each rank's RNG state must be saved and
     # restored: stopped at step 4 and resumed, the losses equal an uninterrupted run's.
     common = ["--eval-interval", "4", "--batch-size", "4", "--dropout", "0.1",
               "--lr-decay-steps", "8"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-
-    def torchrun(out, *extra):
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               "--nproc_per_node", "2", "-m", f"{T9}.train_gpt2",
-               *tiny_args(text_file, out, *common, *extra)]
-        run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
-                             env=env)
-        assert run.returncode == 0, run.stderr[-3000:]
-
-    torchrun(tmp_path / "full", "--max-steps", "8")
-    torchrun(tmp_path / "cut", "--max-steps", "4")
-    assert len(torch.load(tmp_path / "cut" / "latest.pt",
-                          weights_only=True)["extra"]["rank_rng_states"]) == 2
-    torchrun(tmp_path / "cut", "--max-steps", "8", "--resume")
-    full, cut = step_losses(tmp_path / "full"), step_losses(tmp_path / "cut")
-    assert sorted(cut) == sorted(full) == list(range(1, 9))
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    wait_all(start_two_ranks(full, tiny_args(text_file, full, *common, "--max-steps", "8"))
+             + start_two_ranks(cut, tiny_args(text_file, cut, *common, "--max-steps", "4")),
+             [full, full, cut, cut])
+    assert len(torch.load(cut / "latest.pt", weights_only=True)["extra"]["rank_rng_states"]) == 2
+    # Resumed by ONE process, the 2-process checkpoint still trains, with a warning that the
+    # run is no longer bit-for-bit.
+    one = tmp_path / "one"
+    one.mkdir()
+    (one / "latest.pt").write_bytes((cut / "latest.pt").read_bytes())
+    assert train_gpt2.main(tiny_args(text_file, one, *common, "--max-steps", "6",
+                                     "--resume")) == 0
+    assert "holds the RNG states of 2 process(es), this run has 1" in capsys.readouterr().err
+    wait_all(start_two_ranks(cut, tiny_args(text_file, cut, *common, "--max-steps", "8",
+                                            "--resume")), [cut, cut])
+    a, b = step_losses(full), step_losses(cut)
+    assert sorted(b) == sorted(a) == list(range(1, 9))
     for step in range(5, 9):
-        assert cut[step] == pytest.approx(full[step], rel=1e-6, abs=0), step
+        assert b[step] == pytest.approx(a[step], rel=1e-6, abs=0), step
 
 
 # ----- bad input -------------------------------------------------------------------------------
@@ -439,10 +473,15 @@ def test_impossible_hyperparameters(text_file, tmp_path, capsys):
 
 def test_nonsense_values_and_unwritable_out_dir(text_file, tmp_path, capsys):
     for flag, value, message in [("--warmup-steps", "-5", "--warmup-steps must be >= 0"),
+                                 ("--checkpoint-interval", "-1", "--checkpoint-interval must be"),
                                  ("--checkpoint-interval", "0", "--checkpoint-interval must be"),
                                  ("--grad-clip", "-1", "--grad-clip must be >= 0"),
-                                 ("--beta2", "1.5", "--beta1 and --beta2 must be in [0, 1)")]:
+                                 ("--beta2", "1.5", "--beta1 and --beta2 must be in [0, 1)"),
+                                 ("--lr", "nan", "--lr must be a finite number"),
+                                 ("--seed", "-1", "--seed must be >= 0"),
+                                 ("--lr-decay-steps", "1", "make it >= --warmup-steps")]:
         run_expect_error(tiny_args(text_file, tmp_path / "run", flag, value), capsys, message)
+    assert not (tmp_path / "run").exists()  # refused before anything was written
     blocker = tmp_path / "a_file"
     blocker.write_text("not a directory")
     err = run_expect_error(tiny_args(text_file, blocker / "run"), capsys,
@@ -467,6 +506,80 @@ def test_explicit_flags_beat_model_and_model_beats_preset():
     c = resolved("--preset", "cpu-speedrun", "--model", "medium-cpu", "--n-layer", "2",
                  "--batch-size", "7")
     assert (c.n_layer, c.n_embd, c.batch_size) == (2, medium["n_embd"], 7)
+
+
+def test_cpu_speedrun_preset_through_the_cli(text_file, tmp_path):
+    # Every preset value lands in the settings when no flag is given ...
+    args = train_gpt2.resolve_settings(train_gpt2.build_parser().parse_args(
+        ["--preset", "cpu-speedrun"]))
+    for key, value in train_gpt2.PRESETS["cpu-speedrun"].items():
+        assert getattr(args, key) == value, key
+    # ... and a real (one-step) run trains the preset's optimizer on --model's shape.
+    out = tmp_path / "run"
+    assert train_gpt2.main(["--data-file", str(text_file), "--out-dir", str(out),
+                            "--cache-dir", str(tmp_path / "cache"), "--preset", "cpu-speedrun",
+                            "--model", "tiny", "--block-size", "16", "--max-steps", "1",
+                            "--sample-tokens", "0", "--threads", "1", "--no-progress"]) == 0
+    ckpt = torch.load(out / "latest.pt", weights_only=True)
+    tiny = train_gpt2._config.PRESETS["tiny"]
+    assert (ckpt["config"]["n_layer"], ckpt["config"]["n_embd"]) == (tiny["n_layer"],
+                                                                     tiny["n_embd"])
+    assert set(ckpt["optimizer"]) == {"muon", "adamw"}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["tokens_seen"] == train_gpt2.PRESETS["cpu-speedrun"]["batch_size"] * 16
+
+
+def test_grad_accumulation_through_the_cli_equals_one_big_batch(text_file, tmp_path,
+                                                                 monkeypatch):
+    # --grad-accum-steps 2 with batch 4 must train exactly like batch 8 made of the same two
+    # micro-batches (the big run's batches are patched to be those 8 sequences).
+    acc = tmp_path / "acc"
+    assert train_gpt2.main(tiny_args(text_file, acc, "--grad-accum-steps", "2")) == 0
+    real_get_batch = data_lib.get_batch
+
+    def two_micro_batches(ids, block, batch, seed, step, micro=0, rank=0, world=1):
+        parts = [real_get_batch(ids, block, batch // 2, seed, step, m) for m in range(2)]
+        return torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts])
+
+    monkeypatch.setattr(data_lib, "get_batch", two_micro_batches)
+    big = tmp_path / "big"
+    assert train_gpt2.main(tiny_args(text_file, big, "--batch-size", "8")) == 0
+    a, b = read_log(acc), read_log(big)
+    assert [r["step"] for r in a] == [r["step"] for r in b]
+    for ra, rb in zip(a, b, strict=True):
+        key = "loss" if "loss" in ra else "val_loss"
+        assert ra[key] == pytest.approx(rb[key], rel=1e-5), ra["step"]
+    sa = json.loads((acc / "summary.json").read_text())
+    sb = json.loads((big / "summary.json").read_text())
+    assert sa["tokens_seen"] == sb["tokens_seen"] == 10 * 2 * 4 * 16
+
+
+def test_bfloat16_autocast_runs_and_is_reported(text_file, tmp_path):
+    fp32, bf16 = tmp_path / "fp32", tmp_path / "bf16"
+    for out, dtype in ((fp32, "float32"), (bf16, "bfloat16")):
+        assert train_gpt2.main(tiny_args(text_file, out, "--dtype", dtype, "--max-steps",
+                                         "2", "--eval-interval", "2")) == 0
+        assert json.loads((out / "summary.json").read_text())["dtype"] == dtype
+    a, b = step_losses(fp32)[1], step_losses(bf16)[1]
+    assert a != b and abs(a - b) < 0.05  # bf16 matmuls really ran: close, not identical
+
+
+def test_init_from_checkpoint_loads_its_weights(text_file, tmp_path):
+    src = tmp_path / "src"
+    assert train_gpt2.main(tiny_args(text_file, src)) == 0
+    src_val = json.loads((src / "summary.json").read_text())["last_val_loss"]
+    # One step at a learning rate of ~1e-9 leaves the weights as loaded: the first
+    # evaluation must give the source's last validation loss.
+    out = tmp_path / "ft"
+    assert train_gpt2.main(tiny_args(text_file, out, "--init-from", str(src / "latest.pt"),
+                                     "--max-steps", "1", "--eval-interval", "1", "--lr",
+                                     "1e-9", "--min-lr", "0")) == 0
+    first_val = [r["val_loss"] for r in read_log(out) if "val_loss" in r][0]
+    assert first_val == pytest.approx(src_val, rel=1e-5)
+    fresh = tmp_path / "fresh"  # the same run from scratch does not give it
+    assert train_gpt2.main(tiny_args(text_file, fresh, "--max-steps", "1", "--eval-interval",
+                                     "1", "--lr", "1e-9", "--min-lr", "0")) == 0
+    assert read_log(fresh)[-1]["val_loss"] > src_val + 0.05
 
 
 def test_bad_checkpoints(text_file, tmp_path, capsys):

@@ -216,6 +216,16 @@ def check_settings(args: argparse.Namespace, world_size: int) -> None:
         value = getattr(args, key, None)
         if value is not None and value < low:
             problems.append(f"--{key.replace('_', '-')} must be >= {low}, got {value}")
+    for key in ("lr", "muon_lr", "min_lr", "weight_decay", "beta1", "beta2", "grad_clip",
+                "dropout", "target_val_loss"):
+        value = getattr(args, key, None)
+        if value is not None and not math.isfinite(value):  # NaN passes every comparison
+            problems.append(f"--{key.replace('_', '-')} must be a finite number, got {value}")
+    if args.seed < 0:
+        problems.append(f"--seed must be >= 0 (it seeds NumPy's batch sampler), got {args.seed}")
+    if args.lr_decay_steps is not None and args.lr_decay_steps < args.warmup_steps:
+        problems.append(f"--lr-decay-steps {args.lr_decay_steps} ends the cosine decay before "
+                        f"the {args.warmup_steps} warmup steps end; make it >= --warmup-steps")
     if not (0.0 <= args.beta1 < 1.0 and 0.0 <= args.beta2 < 1.0):
         problems.append(f"--beta1 and --beta2 must be in [0, 1), got {args.beta1}, {args.beta2}")
     if args.batch_size % world_size != 0:
@@ -468,9 +478,17 @@ def train(args: argparse.Namespace) -> dict:
             _utils.set_rng_states(saved_rngs[rank])  # this rank's own stream
         else:
             # One process, or another number of processes than the run that saved: rank 0's
-            # state for all (exact for one process; with dropout and several processes the
-            # masks then differ from an uninterrupted run).
+            # state (exact for one process; with dropout and several processes the masks
+            # then differ from an uninterrupted run). The other ranks re-seed so that no two
+            # ranks share one dropout stream.
             _utils.set_rng_states(resume_ckpt["rng_states"])
+            if rank > 0:
+                torch.manual_seed(args.seed + 1000 * (rank + 1) + start_step)
+            saved_by = len(saved_rngs) if saved_rngs else 1
+            if master and saved_by != world_size:
+                print(f"warning: {latest_path} holds the RNG states of {saved_by} "
+                      f"process(es), this run has {world_size}: it continues correctly, but "
+                      "not bit for bit like an uninterrupted run", file=sys.stderr)
     else:
         torch.manual_seed(args.seed + 1000 * (rank + 1))  # dropout masks differ per rank
 
