@@ -175,3 +175,27 @@ def eval_windows(ids: np.ndarray, block_size: int) -> tuple[torch.Tensor, torch.
         ty = torch.from_numpy(ids[used + 1:].astype(np.int64))[None]
         tail = (tx, ty)
     return x, y, tail
+
+
+def iter_eval_batches(ids, block_size: int, batch_size: int, max_tokens: int | None = None):
+    """Yield (x, y) batches that cover the split with non-overlapping windows, reading only one
+    batch at a time: every token but the first is predicted exactly once, as ``eval_windows``.
+
+    ``ids`` is anything with ``len()`` and contiguous slicing (a NumPy array, or a set of
+    memory-mapped shards), so a split of any size is evaluated in bounded memory.
+    ``max_tokens`` evaluates only the first ``max_tokens`` predictions (``--eval-tokens``).
+    Full batches are (b, T); the leftover tail comes last as (1, t) with t < T.
+    """
+    n = len(ids) if max_tokens is None else min(len(ids), max_tokens + 1)
+    n_full = (n - 1) // block_size
+    for first in range(0, n_full, batch_size):
+        last = min(first + batch_size, n_full)
+        chunk = np.asarray(ids[first * block_size:last * block_size + 1]).astype(np.int64)
+        chunk = torch.from_numpy(chunk)
+        # (rows * T + 1,) -> inputs and targets shifted by one, each (rows, T)
+        yield (chunk[:-1].view(last - first, block_size),
+               chunk[1:].view(last - first, block_size))
+    used = n_full * block_size
+    if used + 1 < n:
+        tail = torch.from_numpy(np.asarray(ids[used:n]).astype(np.int64))
+        yield tail[:-1][None], tail[1:][None]
