@@ -276,14 +276,14 @@ def test_tsne_script_writes_readable_pngs(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("name,argv,message", [
-    ("01_nn_embedding_basics", ["--vocab-size", "0"], "positive integer"),
-    ("02_custom_embedding", ["--dim", "-3"], "positive integer"),
+    ("01_nn_embedding_basics", ["--vocab-size", "0"], "whole number of at least 1"),
+    ("02_custom_embedding", ["--dim", "-3"], "whole number of at least 1"),
     ("03_positional_encoding", ["--max-len", "5"], "at least 8"),
     ("03_positional_encoding", ["--d-model", "7"], "must be even"),
-    ("learned_pe_example", ["--steps", "0"], "positive integer"),
+    ("learned_pe_example", ["--steps", "0"], "whole number of at least 1"),
     ("learned_pe_example", ["--d-model", "31"], "must be even"),
     ("learned_pe_example", ["--lr", "-1"], "greater than 0"),
-    ("pca_example", ["--n-components", "0"], "positive integer"),
+    ("pca_example", ["--n-components", "0"], "whole number of at least 1"),
     ("pca_example", ["--n-samples", "5000"], "between 20 and 1797"),
     ("tsne_example", ["--perplexity", "0"], "greater than 0"),
     ("tsne_example", ["--n-samples", "50", "--perplexity", "50"], "below the number of samples"),

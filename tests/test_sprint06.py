@@ -272,8 +272,8 @@ def test_multi_head_demo_draws_every_head_count(num_heads, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--num-heads", "0"], "positive integer"),
-    (["--d-model", "-8"], "positive integer"),
+    (["--num-heads", "0"], "whole number of at least 1"),
+    (["--d-model", "-8"], "whole number of at least 1"),
     (["--num-heads", "3"], "does not divide --d-model 8"),
 ])
 def test_multi_head_demo_rejects_bad_sizes_with_a_usage_message(argv, message, capsys):

@@ -308,14 +308,14 @@ def test_residual_demo_runs_on_shallow_stacks(depth, capsys):
 
 
 @pytest.mark.parametrize("name,argv,message", [
-    ("02_residual_connection_example", ["--depth", "0"], "positive integer"),
-    ("02_residual_connection_example", ["--depth", "-3"], "positive integer"),
+    ("02_residual_connection_example", ["--depth", "0"], "whole number of at least 1"),
+    ("02_residual_connection_example", ["--depth", "-3"], "whole number of at least 1"),
     ("02_residual_connection_example", ["--d-model", "1"], "at least 2"),
     ("01_layer_norm_example", ["--eps=-1e-5"], "0 or more"),
-    ("positionwise_feed_forward", ["--d-ff", "0"], "positive integer"),
-    ("encoder_block", ["--num-layers", "0"], "positive integer"),
+    ("positionwise_feed_forward", ["--d-ff", "0"], "whole number of at least 1"),
+    ("encoder_block", ["--num-layers", "0"], "whole number of at least 1"),
     ("encoder_block", ["--num-heads", "3"], "does not divide --d-model 16"),
-    ("decoder_block", ["--d-model", "0"], "positive integer"),
+    ("decoder_block", ["--d-model", "0"], "whole number of at least 1"),
     ("decoder_block", ["--num-heads", "5"], "does not divide --d-model 16"),
 ])
 def test_scripts_reject_bad_sizes_with_a_usage_message(name, argv, message, capsys):

@@ -9,14 +9,15 @@ shows the shapes for a batch of sequences, and what padding_idx does.
 from __future__ import annotations
 
 import argparse
+from importlib import import_module
 
-from .cli import positive_int
+arg_types = import_module("sprints.01_setup_and_basics.results.arg_types")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--vocab-size", type=positive_int, default=5)
-    parser.add_argument("--dim", type=positive_int, default=3)
+    parser.add_argument("--vocab-size", type=arg_types.positive_int, default=5)
+    parser.add_argument("--dim", type=arg_types.positive_int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 

@@ -13,8 +13,11 @@ nn.Embedding, and checks that PE[pos + k] is a fixed rotation of PE[pos]. Draws:
 from __future__ import annotations
 
 import argparse
+from importlib import import_module
 
-from .cli import positive_even_int, positive_int
+from .cli import positive_even_int
+
+arg_types = import_module("sprints.01_setup_and_basics.results.arg_types")
 
 MIN_LEN = 8  # the demo looks up positions 5..7 and shifts by 5, so it needs 8 positions
 
@@ -37,7 +40,7 @@ def rotation_for_offset(k: int, d_model: int):
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out-dir", default="runs/sprint05", help="where the PNGs go")
-    parser.add_argument("--max-len", type=positive_int, default=100,
+    parser.add_argument("--max-len", type=arg_types.positive_int, default=100,
                         help=f"positions drawn (at least {MIN_LEN})")
     parser.add_argument("--d-model", type=positive_even_int, default=64,
                         help="embedding size (even)")

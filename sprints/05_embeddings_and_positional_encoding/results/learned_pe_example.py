@@ -14,8 +14,11 @@ learned position vectors after training).
 from __future__ import annotations
 
 import argparse
+from importlib import import_module
 
-from .cli import positive_even_int, positive_float, positive_int
+from .cli import positive_even_int
+
+arg_types = import_module("sprints.01_setup_and_basics.results.arg_types")
 
 
 def build_model(kind: str, vocab_size: int, seq_len: int, d_model: int):
@@ -52,13 +55,13 @@ def build_model(kind: str, vocab_size: int, seq_len: int, d_model: int):
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out-dir", default="runs/sprint05", help="where the PNGs go")
-    parser.add_argument("--vocab-size", type=positive_int, default=16)
-    parser.add_argument("--seq-len", type=positive_int, default=8)
+    parser.add_argument("--vocab-size", type=arg_types.positive_int, default=16)
+    parser.add_argument("--seq-len", type=arg_types.positive_int, default=8)
     parser.add_argument("--d-model", type=positive_even_int, default=32,
                         help="embedding size (even: the sinusoidal variant needs sin/cos pairs)")
-    parser.add_argument("--steps", type=positive_int, default=400)
-    parser.add_argument("--batch-size", type=positive_int, default=128)
-    parser.add_argument("--lr", type=positive_float, default=3e-3)
+    parser.add_argument("--steps", type=arg_types.positive_int, default=400)
+    parser.add_argument("--batch-size", type=arg_types.positive_int, default=128)
+    parser.add_argument("--lr", type=arg_types.positive_float, default=3e-3)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 

@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import argparse
 import time
+from importlib import import_module
 
-from .cli import add_common_args, positive_int
+from .cli import add_common_args
+
+arg_types = import_module("sprints.01_setup_and_basics.results.arg_types")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_common_args(parser)
-    parser.add_argument("--n-components", type=positive_int, default=10,
+    parser.add_argument("--n-components", type=arg_types.positive_int, default=10,
                         help="components kept for the explained-variance plot")
     args = parser.parse_args(argv)
 

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import argparse
 import time
+from importlib import import_module
 
-from .cli import add_common_args, positive_float
+from .cli import add_common_args
+
+arg_types = import_module("sprints.01_setup_and_basics.results.arg_types")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -21,9 +24,10 @@ def main(argv: list[str] | None = None) -> None:
     # t-SNE is the slow step (about N log N per iteration): 1000 of the 1797 digits keep it
     # well under a minute on 2 cores; --n-samples 1797 draws them all.
     parser.set_defaults(n_samples=1000)
-    parser.add_argument("--perplexity", type=positive_float, default=30.0,
+    parser.add_argument("--perplexity", type=arg_types.positive_float, default=30.0,
                         help="roughly the number of neighbors each point cares about")
-    parser.add_argument("--perplexities", type=positive_float, nargs="*", default=[5.0, 50.0],
+    parser.add_argument("--perplexities", type=arg_types.positive_float, nargs="*",
+                        default=[5.0, 50.0],
                         help="extra perplexities drawn for comparison (none: skip that PNG)")
     args = parser.parse_args(argv)
     if args.perplexity >= args.n_samples:

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import argparse
 import time
+from importlib import import_module
 
-from .cli import add_common_args, non_negative_float
+from .cli import add_common_args
+
+arg_types = import_module("sprints.01_setup_and_basics.results.arg_types")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -25,7 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.set_defaults(n_samples=1000)
     parser.add_argument("--n-neighbors", type=int, default=15,
                         help="size of the neighborhood UMAP treats as local")
-    parser.add_argument("--min-dist", type=non_negative_float, default=0.1,
+    parser.add_argument("--min-dist", type=arg_types.non_negative_float, default=0.1,
                         help="how tightly points may be packed in the picture")
     parser.add_argument("--neighbors-sweep", type=int, nargs="*", default=[5, 50],
                         help="extra n_neighbors drawn for comparison (none: skip that PNG; values "

@@ -12,7 +12,7 @@ from importlib import import_module
 from pathlib import Path
 
 # Argument types only (no torch), so --help answers at once.
-cli = import_module("sprints.05_embeddings_and_positional_encoding.results.cli")
+arg_types = import_module("sprints.01_setup_and_basics.results.arg_types")
 
 
 def draw_heads(weights, tokens, path):
@@ -41,8 +41,8 @@ def draw_heads(weights, tokens, path):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--d-model", type=cli.positive_int, default=8)
-    parser.add_argument("--num-heads", type=cli.positive_int, default=2,
+    parser.add_argument("--d-model", type=arg_types.positive_int, default=8)
+    parser.add_argument("--num-heads", type=arg_types.positive_int, default=2,
                         help="must divide --d-model")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(

@@ -11,12 +11,12 @@ import argparse
 from importlib import import_module
 
 # Argument types only (no torch), so --help answers at once.
-cli = import_module("sprints.05_embeddings_and_positional_encoding.results.cli")
+arg_types = import_module("sprints.01_setup_and_basics.results.arg_types")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--eps", type=cli.non_negative_float, default=1e-5,
+    parser.add_argument("--eps", type=arg_types.non_negative_float, default=1e-5,
                         help="added to the variance before the square root (0 or more)")
     args = parser.parse_args(argv)
 

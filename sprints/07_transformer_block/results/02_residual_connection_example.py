@@ -12,7 +12,7 @@ import argparse
 from importlib import import_module
 
 # Argument types only (no torch), so --help answers at once.
-cli = import_module("sprints.05_embeddings_and_positional_encoding.results.cli")
+arg_types = import_module("sprints.01_setup_and_basics.results.arg_types")
 RESIDUAL = "sprints.07_transformer_block.results.residual"
 FFN = "sprints.07_transformer_block.results.positionwise_feed_forward"
 
@@ -45,9 +45,9 @@ def deep_stack_stats(norm_first, depth, d_model, seed):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--depth", type=cli.positive_int, default=24,
+    parser.add_argument("--depth", type=arg_types.positive_int, default=24,
                         help="blocks in the deep stack")
-    parser.add_argument("--d-model", type=cli.positive_int, default=64,
+    parser.add_argument("--d-model", type=arg_types.positive_int, default=64,
                         help="features per token (at least 2)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

@@ -123,14 +123,14 @@ def copy_weights_from_torch(block: EncoderBlock, layer: nn.TransformerEncoderLay
 def main(argv=None):
     import argparse
 
-    cli = import_module("sprints.05_embeddings_and_positional_encoding.results.cli")
+    arg_types = import_module("sprints.01_setup_and_basics.results.arg_types")
     parser = argparse.ArgumentParser(
         description="Encoder block on a padded batch, checked against nn.TransformerEncoderLayer"
     )
-    parser.add_argument("--d-model", type=cli.positive_int, default=16)
-    parser.add_argument("--num-heads", type=cli.positive_int, default=4)
-    parser.add_argument("--d-ff", type=cli.positive_int, default=64)
-    parser.add_argument("--num-layers", type=cli.positive_int, default=6)
+    parser.add_argument("--d-model", type=arg_types.positive_int, default=16)
+    parser.add_argument("--num-heads", type=arg_types.positive_int, default=4)
+    parser.add_argument("--d-ff", type=arg_types.positive_int, default=64)
+    parser.add_argument("--num-layers", type=arg_types.positive_int, default=6)
     args = parser.parse_args(argv)
     if args.d_model % args.num_heads:
         parser.error(f"--num-heads {args.num_heads} does not divide --d-model {args.d_model}: "

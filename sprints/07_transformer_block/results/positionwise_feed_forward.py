@@ -60,12 +60,12 @@ def main(argv=None):
     import argparse
     from importlib import import_module
 
-    cli = import_module("sprints.05_embeddings_and_positional_encoding.results.cli")
+    arg_types = import_module("sprints.01_setup_and_basics.results.arg_types")
     parser = argparse.ArgumentParser(
         description="Position-wise feed-forward network: shapes, activations, position-wise check"
     )
-    parser.add_argument("--d-model", type=cli.positive_int, default=8)
-    parser.add_argument("--d-ff", type=cli.positive_int, default=32)
+    parser.add_argument("--d-model", type=arg_types.positive_int, default=8)
+    parser.add_argument("--d-ff", type=arg_types.positive_int, default=32)
     parser.add_argument("--activation", default="gelu_tanh", choices=ACTIVATIONS)
     args = parser.parse_args(argv)
     torch.manual_seed(0)
