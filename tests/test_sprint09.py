@@ -34,6 +34,7 @@ lm_loss = import_module(f"{T9}.lm_loss")
 lr_schedule = import_module(f"{T9}.lr_schedule")
 optimizers = import_module(f"{T9}.optimizers")
 GPTConfig = import_module("sprints.08_gpt2_assembly.results.config").GPTConfig
+GPT_PRESETS = import_module("sprints.08_gpt2_assembly.results.config").PRESETS
 GPT = import_module("sprints.08_gpt2_assembly.results.model").GPT
 
 SUMMARY_KEYS = {"best_val_loss", "best_val_perplexity", "final_step", "tokens_seen",
@@ -248,7 +249,7 @@ def test_download_from_local_server_then_train_on_it(tmp_path):
         out = tmp_path / "run"
         args = tiny_args("x", out, "--max-steps", "2")
         i = args.index("--data-file")
-        args = args[:i] + args[i + 2:] + ["--data-url", url, "--data-dir", str(data_dir)]
+        args = args[:i] + args[i + 2:] + ["--data-url", url, "--download-dir", str(data_dir)]
         assert train_gpt2.main(args) == 0
     finally:
         server.shutdown()
@@ -494,7 +495,7 @@ def test_explicit_flags_beat_model_and_model_beats_preset():
         return train_gpt2.resolve_settings(train_gpt2.build_parser().parse_args(list(argv)))
 
     speedrun = train_gpt2.PRESETS["cpu-speedrun"]
-    medium = train_gpt2._config.PRESETS["medium-cpu"]
+    medium = GPT_PRESETS["medium-cpu"]
     a = resolved("--preset", "cpu-speedrun")
     assert (a.n_layer, a.n_embd, a.optimizer, a.batch_size) == (
         speedrun["n_layer"], speedrun["n_embd"], "muon", speedrun["batch_size"])
@@ -521,7 +522,7 @@ def test_cpu_speedrun_preset_through_the_cli(text_file, tmp_path):
                             "--model", "tiny", "--block-size", "16", "--max-steps", "1",
                             "--sample-tokens", "0", "--threads", "1", "--no-progress"]) == 0
     ckpt = torch.load(out / "latest.pt", weights_only=True)
-    tiny = train_gpt2._config.PRESETS["tiny"]
+    tiny = GPT_PRESETS["tiny"]
     assert (ckpt["config"]["n_layer"], ckpt["config"]["n_embd"]) == (tiny["n_layer"],
                                                                      tiny["n_embd"])
     assert set(ckpt["optimizer"]) == {"muon", "adamw"}

@@ -1,0 +1,66 @@
+"""What train_gpt2 measures while it trains: the validation loss over the whole split (or a
+fixed prefix of it), and a short text sample.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+
+from . import data as data_lib
+from .lm_loss import LanguageModelLoss, linear_cross_entropy
+from .precision import autocast
+
+
+@torch.inference_mode()
+def evaluate(loss_module: LanguageModelLoss, val_ids, block_size: int, batch_size: int,
+             device: torch.device, dtype: torch.dtype, rank: int = 0, world_size: int = 1,
+             max_tokens: int | None = None) -> float:
+    """Mean next-token loss over EVERY token of the validation split (non-overlapping windows,
+    ``data.iter_eval_batches``), or over its first ``max_tokens`` predictions.
+
+    Each rank takes every world_size-th batch; the (loss sum, count) pairs are all-reduced,
+    so every rank returns the same number. Sums are float64: at millions of tokens a float32
+    running sum would lose the digits that tell two runs apart.
+    """
+    model = loss_module.model
+    model.eval()
+    total = torch.zeros(2, dtype=torch.float64)
+    batches = data_lib.iter_eval_batches(val_ids, block_size, batch_size, max_tokens)
+    for i, (x, y) in enumerate(batches):
+        if i % world_size != rank:
+            continue
+        x, y = x.to(device), y.to(device)
+        with autocast(device, dtype):
+            if loss_module.chunk_size > 0:
+                h = model.hidden_states(x)  # (b, T, C)
+                loss = linear_cross_entropy(h.reshape(-1, h.size(-1)), model.lm_head.weight,
+                                            y.reshape(-1), loss_module.chunk_size)
+            else:
+                _, loss = model(x, y)
+        total += torch.tensor([loss.double().item() * y.numel(), y.numel()], dtype=torch.float64)
+    if world_size > 1:
+        dist.all_reduce(total)
+    model.train()
+    return (total[0] / total[1]).item()
+
+
+@torch.inference_mode()
+def sample_text(model, tokenizer, n_tokens: int, seed: int, device, prompt: str = "\n") -> str:
+    """Ancestral sampling (temperature 1, top-k 40), with its own RNG so training's is untouched."""
+    model.eval()
+    gen = torch.Generator(device=device).manual_seed(seed)
+    try:
+        ids = tokenizer.encode(prompt)
+    except ValueError:
+        ids = [0]
+    idx = torch.tensor([ids or [0]], dtype=torch.long, device=device)
+    for _ in range(n_tokens):
+        logits, _ = model(idx[:, -model.config.block_size:])
+        logits = logits[:, -1, :].float()
+        top = torch.topk(logits, min(40, logits.size(-1)))
+        logits[logits < top.values[:, -1:]] = -float("inf")
+        nxt = torch.multinomial(torch.softmax(logits, -1), 1, generator=gen)
+        idx = torch.cat([idx, nxt], dim=1)
+    model.train()
+    return tokenizer.decode(idx[0, len(ids or [0]):].tolist())

@@ -1,0 +1,54 @@
+"""Which precision to train in (``--dtype``), chosen per device and, on a CPU, per instruction
+set, because bfloat16 only pays where the hardware multiplies bf16 matrices.
+
+bfloat16 here means autocast: the weights and the optimizer stay float32, and the matmuls
+run in bf16. float16 is not offered: its 5-bit exponent needs loss scaling, which bf16 (float32's
+8-bit exponent) does not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from importlib import import_module
+
+import torch
+
+_devices = import_module("sprints.01_setup_and_basics.results.devices")
+
+# Below this width the casts around each small matmul cost more than bf16 saves, even with
+# bf16 hardware (README: the 4 x 128 speedrun shape is slower in bf16 on every CPU measured).
+CPU_BF16_MIN_WIDTH = 256
+
+
+def pick_dtype(name: str, device: torch.device, n_embd: int) -> torch.dtype:
+    """``--dtype`` -> a torch dtype; ``auto`` picks what measured faster for this device."""
+    if name == "float32":
+        return torch.float32
+    if name == "bfloat16":
+        check_bf16(device)
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+    if device.type == "mps":
+        return torch.float32  # not measured on an Apple GPU: keep the safe choice
+    fast = _devices.cpu_has_fast_bf16()
+    return torch.bfloat16 if fast and n_embd >= CPU_BF16_MIN_WIDTH else torch.float32
+
+
+def check_bf16(device: torch.device) -> None:
+    """bfloat16 autocast must exist on the device (old NVIDIA GPUs and old macOS lack it)."""
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ValueError("--dtype bfloat16: this GPU has no bfloat16 support (it needs an "
+                         "Ampere or newer GPU); use --dtype float32")
+    if device.type == "mps":
+        newer = getattr(torch.backends.mps, "is_macos_or_newer", None)
+        if newer is not None and not newer(14, 0):
+            raise ValueError("--dtype bfloat16 on MPS needs macOS 14 or newer; use --dtype "
+                             "float32")
+
+
+def autocast(device: torch.device, dtype: torch.dtype):
+    """The context every forward runs under: nothing for float32, autocast otherwise."""
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
