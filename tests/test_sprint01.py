@@ -321,3 +321,152 @@ def test_sprint1_scripts_reject_bad_numbers(script, argv, flag, tmp_path, capsys
     err = capsys.readouterr().err
     assert f"argument {flag}" in err and "usage:" in err
     assert not out.exists()
+
+
+# --- devices.py: --device choices and the CPU's matmul features -------------------------
+
+devices = import_module(f"{PKG}.devices")
+
+
+def _machine(monkeypatch, *, cuda: bool, mps: bool) -> None:
+    """Pretend torch sees (or does not see) an NVIDIA GPU and an Apple GPU."""
+    monkeypatch.setattr(devices, "cuda_available", lambda: cuda)
+    monkeypatch.setattr(devices, "mps_available", lambda: mps)
+
+
+@pytest.mark.parametrize(("cuda", "mps", "auto"), [
+    (True, True, "cuda"), (True, False, "cuda"), (False, True, "mps"), (False, False, "cpu"),
+])
+def test_pick_device_auto_takes_cuda_then_mps_then_cpu(monkeypatch, cuda, mps, auto):
+    _machine(monkeypatch, cuda=cuda, mps=mps)
+    assert devices.pick_device("auto") == devices.pick_device() == torch.device(auto)
+    have = [name for name, ok in (("cuda", cuda), ("mps", mps), ("cpu", True)) if ok]
+    assert devices.available_devices() == have
+    for name in have:  # an explicit device that is there is given as asked
+        assert devices.pick_device(name) == torch.device(name)
+
+
+@pytest.mark.parametrize(("asked", "mps", "has"), [
+    ("cuda", False, "cpu"), ("cuda", True, "mps, cpu"), ("cuda:0", False, "cpu"),
+    ("mps", False, "cpu"),
+])
+def test_pick_device_refuses_a_missing_device_and_says_what_there_is(monkeypatch, asked, mps,
+                                                                     has):
+    _machine(monkeypatch, cuda=False, mps=mps)
+    with pytest.raises(devices.DeviceError) as info:
+        devices.pick_device(asked)  # never a silent fall back to the CPU
+    message = str(info.value)
+    assert f"--device {asked}:" in message and f"This machine has: {has};" in message
+    assert "--device auto" in message  # the advice
+
+
+def test_pick_device_rejects_unknown_names_and_gpu_numbers_beyond_the_count(monkeypatch):
+    _machine(monkeypatch, cuda=True, mps=False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert devices.pick_device("cuda:1") == torch.device("cuda", 1)
+    with pytest.raises(devices.DeviceError, match="sees 2 CUDA GPU"):
+        devices.pick_device("cuda:2")
+    for name in ("gpu", "CUDA", "cuda:x", "auto:0", ""):
+        with pytest.raises(devices.DeviceError, match="unknown device"):
+            devices.pick_device(name)
+    assert issubclass(devices.DeviceError, ValueError)
+
+
+def test_available_devices_agree_with_torch():
+    expected = ["cuda"] if torch.cuda.is_available() else []
+    expected += ["mps"] if torch.backends.mps.is_available() else []
+    assert devices.available_devices() == [*expected, "cpu"]
+
+
+SAPPHIRE_RAPIDS = "fpu sse4_2 avx avx2 avx512f avx512bw avx512_bf16 amx_bf16 amx_tile amx_int8"
+
+
+@pytest.mark.parametrize(("flags", "avx512", "bf16", "amx"), [
+    (SAPPHIRE_RAPIDS, True, True, True),
+    ("avx2 avx512f avx512bw avx512_bf16", True, True, False),  # Cooper Lake, Zen 4
+    ("avx2 avx512f avx512bw", True, False, False),  # Skylake-SP, Ice Lake
+    ("avx2 avx512f amx_bf16", True, False, False),  # AMX needs the tile unit too
+    ("sse4_2 avx avx2 fma", False, False, False),  # no AVX-512
+])
+def test_cpu_features_read_the_cpuinfo_flags(monkeypatch, flags, avx512, bf16, amx):
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
+    monkeypatch.setattr(devices, "_cpuinfo_flags", lambda: frozenset(flags.split()))
+    assert devices.cpu_features() == {"avx512": avx512, "avx512_bf16": bf16, "amx": amx}
+    assert devices.cpu_has_fast_bf16() == (bf16 or amx)
+
+
+# What each cap leaves on a CPU that has all three, from oneDNN's dnnl_cpu_isa_t hierarchy
+# (AVX10_1_512_AMX is another name of AVX512_CORE_AMX; AVX2_VNNI_2 has no AVX-512).
+@pytest.mark.parametrize(("variable", "cap", "avx512", "bf16", "amx"), [
+    ("ONEDNN_MAX_CPU_ISA", "ALL", True, True, True),
+    ("ONEDNN_MAX_CPU_ISA", "avx512_core_amx", True, True, True),  # case does not matter
+    ("ONEDNN_MAX_CPU_ISA", "AVX10_1_512_AMX", True, True, True),
+    ("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_FP16", True, True, False),
+    ("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16", True, True, False),
+    ("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_VNNI", True, False, False),
+    ("ONEDNN_MAX_CPU_ISA", "AVX512_CORE", True, False, False),
+    ("ONEDNN_MAX_CPU_ISA", "AVX2_VNNI_2", False, False, False),
+    ("ONEDNN_MAX_CPU_ISA", "AVX2", False, False, False),
+    ("ATEN_CPU_CAPABILITY", "avx2", False, False, True),  # ATen's kernels; oneDNN keeps AMX
+    ("ATEN_CPU_CAPABILITY", "default", False, False, True),
+    ("ATEN_CPU_CAPABILITY", "avx512", True, True, True),
+])
+def test_cpu_features_obey_the_isa_caps(monkeypatch, variable, cap, avx512, bf16, amx):
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
+    monkeypatch.setattr(devices, "_cpuinfo_flags", lambda: frozenset(SAPPHIRE_RAPIDS.split()))
+    monkeypatch.setenv(variable, cap)
+    assert devices.cpu_features() == {"avx512": avx512, "avx512_bf16": bf16, "amx": amx}
+
+
+@pytest.mark.parametrize(("capability", "avx512"), [("AVX512", True), ("AVX2", False)])
+def test_cpu_features_without_cpuinfo_ask_torch(monkeypatch, capability, avx512):
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
+    monkeypatch.setattr(devices, "_cpuinfo_flags", lambda: frozenset())  # macOS, Windows
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    assert devices.cpu_features() == {"avx512": avx512, "avx512_bf16": False, "amx": False}
+
+
+def test_cpu_features_of_this_machine_agree_with_torch(monkeypatch):
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
+    if not devices._cpuinfo_flags() or torch.backends.cpu.get_cpu_capability() not in (
+            "AVX512", "AVX2", "DEFAULT"):
+        pytest.skip("needs /proc/cpuinfo on an x86 CPU")
+    # torch checks the CPU itself (cpuinfo library); ATen's AVX512 level also needs BW/VL/DQ
+    assert devices.cpu_features()["avx512"] == (
+        torch.backends.cpu.get_cpu_capability() == "AVX512")
+
+
+def test_describe_cpu_line_and_main(monkeypatch, capsys):
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
+    monkeypatch.setattr(devices, "_cpuinfo_flags",
+                        lambda: frozenset("avx2 avx512f avx512_bf16".split()))
+    monkeypatch.setattr(devices, "cpu_model_name", lambda: "Test CPU 9000")
+    line = "4-core Test CPU 9000 (AVX-512 yes, AVX-512 BF16 yes, AMX no)"
+    assert devices.describe_cpu(4) == line
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert devices.describe_cpu().startswith(f"{cores}-core Test CPU 9000 (")
+    _machine(monkeypatch, cuda=False, mps=True)
+    devices.main([])
+    out = capsys.readouterr().out.splitlines()
+    assert out[1:] == ["devices: mps, cpu", "--device auto picks: mps"]
+    assert out[0].endswith("Test CPU 9000 (AVX-512 yes, AVX-512 BF16 yes, AMX no)")
+
+
+def test_devices_import_no_torch():
+    """A parser that uses DEVICE_CHOICES must still answer --help at once."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (f"import importlib, sys; d = importlib.import_module('{PKG}.devices'); "
+            "print(d.DEVICE_CHOICES, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1], check=True).stdout
+    assert out.strip() == "('auto', 'cpu', 'cuda', 'mps') False"

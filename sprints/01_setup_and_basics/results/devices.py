@@ -26,11 +26,17 @@ from functools import lru_cache
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
-# oneDNN's instruction-set levels, lowest first (ONEDNN_MAX_CPU_ISA caps which it may use).
-_ONEDNN_ISA_ORDER = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE",
-                     "AVX512_CORE_VNNI", "AVX512_CORE_BF16", "AVX10_1_512",
-                     "AVX512_CORE_FP16", "AVX10_1_512_AMX", "AVX512_CORE_AMX",
-                     "AVX10_1_512_AMX_FP16", "AVX512_CORE_AMX_FP16")
+# oneDNN's instruction-set levels (the values ONEDNN_MAX_CPU_ISA takes) as oneDNN's own
+# dnnl_cpu_isa_t bit masks: a level includes another when it has all of that one's bits. Not
+# a plain order: AVX2_VNNI_2 does not include AVX512_CORE, and the AVX10_1 names are aliases
+# of the AVX512_CORE_FP16 / _AMX / _AMX_FP16 ones.
+_ONEDNN_ISA_BITS = {
+    "SSE41": 0x1, "AVX": 0x3, "AVX2": 0x7, "AVX2_VNNI": 0xF, "AVX2_VNNI_2": 0x1F,
+    "AVX512_CORE": 0x27, "AVX512_CORE_VNNI": 0x67, "AVX512_CORE_BF16": 0xE7,
+    "AVX10_1_512": 0x1EF, "AVX512_CORE_FP16": 0x1EF,
+    "AVX10_1_512_AMX": 0xFEF, "AVX512_CORE_AMX": 0xFEF,
+    "AVX10_1_512_AMX_FP16": 0x1FEF, "AVX512_CORE_AMX_FP16": 0x1FEF,
+}
 
 
 class DeviceError(ValueError):
@@ -63,9 +69,10 @@ def pick_device(name: str = "auto"):
     """
     import torch
 
-    kind = name.split(":", 1)[0]
-    if kind not in DEVICE_CHOICES:
-        raise DeviceError(f"unknown device {name!r}; choose one of {', '.join(DEVICE_CHOICES)}")
+    kind, _, index = name.partition(":")
+    if kind not in DEVICE_CHOICES or (index and (kind == "auto" or not index.isdigit())):
+        raise DeviceError(f"unknown device {name!r}; choose one of {', '.join(DEVICE_CHOICES)}"
+                          " (cuda may carry a GPU number, as in cuda:1)")
     have = available_devices()
     if kind == "auto":
         return torch.device(have[0])
@@ -76,6 +83,10 @@ def pick_device(name: str = "auto"):
                       "or newer)"}[kind]
         raise DeviceError(f"--device {name}: {why}. This machine has: {', '.join(have)}; "
                           "pass --device auto to take the best of them.")
+    if kind == "cuda" and index and int(index) >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise DeviceError(f"--device {name}: torch sees {count} CUDA GPU(s), numbered 0 to "
+                          f"{count - 1}")
     return torch.device(name)
 
 
@@ -94,9 +105,10 @@ def _cpuinfo_flags() -> frozenset[str]:
 def _onednn_allows(level: str) -> bool:
     """False when ONEDNN_MAX_CPU_ISA caps oneDNN below ``level`` (used to emulate older CPUs)."""
     cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
-    if not cap or cap in ("ALL", "DEFAULT") or cap not in _ONEDNN_ISA_ORDER:
+    if cap not in _ONEDNN_ISA_BITS:  # unset, ALL, DEFAULT or a name newer than this table
         return True
-    return _ONEDNN_ISA_ORDER.index(cap) >= _ONEDNN_ISA_ORDER.index(level)
+    need = _ONEDNN_ISA_BITS[level]
+    return _ONEDNN_ISA_BITS[cap] & need == need
 
 
 def cpu_features() -> dict[str, bool]:
@@ -111,13 +123,11 @@ def cpu_features() -> dict[str, bool]:
         avx512 = "avx512f" in flags
         bf16 = "avx512_bf16" in flags
         amx = "amx_bf16" in flags and "amx_tile" in flags
-    else:  # not Linux: ask torch (x86 only; on ARM all three are False)
+    else:  # no /proc/cpuinfo (macOS, Windows): torch names its vector level, nothing finer
         import torch
 
-        cpu = torch._C._cpu
-        avx512 = bool(getattr(cpu, "_is_avx512_supported", lambda: False)())
-        bf16 = bool(getattr(cpu, "_is_avx512_bf16_supported", lambda: False)())
-        amx = bool(getattr(cpu, "_is_amx_tile_supported", lambda: False)())
+        avx512 = torch.backends.cpu.get_cpu_capability() == "AVX512"
+        bf16 = amx = False  # unknown here; "no" keeps float32, which is never the slow choice
     aten = os.environ.get("ATEN_CPU_CAPABILITY", "").strip().lower()
     if aten in ("avx2", "default"):
         avx512 = False
@@ -148,14 +158,15 @@ def cpu_model_name() -> str:
 
 def describe_cpu(cores: int | None = None) -> str:
     """One line naming the CPU the way the project's speed figures do, for example
-    ``AMD EPYC, 2 cores, AVX-512 yes, AVX-512 BF16 yes, AMX no``."""
+    ``2-core AMD EPYC (AVX-512 yes, AVX-512 BF16 yes, AMX no)``; ``cores`` defaults to the
+    cores this process may run on."""
     if cores is None:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
             os.cpu_count() or 1)
     f = cpu_features()
     yes = {True: "yes", False: "no"}
-    return (f"{cpu_model_name()}, {cores} cores, AVX-512 {yes[f['avx512']]}, "
-            f"AVX-512 BF16 {yes[f['avx512_bf16']]}, AMX {yes[f['amx']]}")
+    return (f"{cores}-core {cpu_model_name()} (AVX-512 {yes[f['avx512']]}, "
+            f"AVX-512 BF16 {yes[f['avx512_bf16']]}, AMX {yes[f['amx']]})")
 
 
 def main(argv: list[str] | None = None) -> None:
