@@ -252,6 +252,61 @@ def test_train_mnist_reruns_log_to_separate_tensorboard_runs(tmp_path):
     assert [e.step for e in _scalars(second["tensorboard_dir"])["loss/train"]] == [1]
 
 
+devices = import_module("sprints.01_setup_and_basics.results.devices")
+
+
+@pytest.mark.parametrize("device", ["cuda", "mps"])
+def test_train_mnist_missing_device_is_a_usage_error_before_anything_is_written(
+        tmp_path, capsys, monkeypatch, device):
+    if device in devices.available_devices():  # on a machine that has it, pretend it has not
+        monkeypatch.setattr(devices, f"{device}_available", lambda: False)
+    write_fake_mnist(tmp_path / "data", n_train=100, n_test=40, gz=False)
+    out = tmp_path / "never"
+    with pytest.raises(SystemExit) as info:
+        train_mnist.main(_tiny_run_args(tmp_path / "data", out, "--device", device))
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"error: --device {device}: torch sees no" in err and "usage:" in err
+    assert "This machine has: " in err and "--device auto" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("device", ["cpu", "auto"])
+def test_train_mnist_runs_on_the_device_asked_for(tmp_path, device):
+    write_fake_mnist(tmp_path / "data", n_train=100, n_test=40, gz=False)
+    out = tmp_path / "run"
+    summary = train_mnist.main(_tiny_run_args(tmp_path / "data", out, "--epochs", "1",
+                                              "--device", device))
+    expected = "cpu" if device == "cpu" else devices.available_devices()[0]
+    assert torch.device(summary["device"]).type == expected
+    assert json.loads((out / "summary.json").read_text())["device"] == summary["device"]
+    # the checkpoint reads back on the CPU whatever device trained it
+    state = checkpoint.load_checkpoint(out / "best_model.pt")
+    assert all(t.device.type == "cpu" for t in state["model"].values())
+    cnn.MnistCNN(width=4).load_state_dict(state["model"])
+
+
+def test_device_loader_moves_batches_and_pins_memory_only_for_cuda():
+    data = torch.utils.data.TensorDataset(torch.randn(10, 1, 28, 28), torch.arange(10))
+    meta = train_mnist.DeviceLoader(data, torch.device("meta"), batch_size=4)
+    batches = list(meta)
+    assert len(meta) == len(batches) == 3  # 4 + 4 + 2
+    assert all(x.device.type == y.device.type == "meta" for x, y in batches)
+    assert [tuple(x.shape) for x, _ in batches] == [(4, 1, 28, 28)] * 2 + [(2, 1, 28, 28)]
+    assert not meta.loader.pin_memory
+    assert not train_mnist.DeviceLoader(data, torch.device("cpu")).loader.pin_memory
+    # built, not iterated: pinning itself needs a GPU
+    assert train_mnist.DeviceLoader(data, torch.device("cuda")).loader.pin_memory
+
+
+def test_batch_random_affine_works_on_the_batch_device():
+    # the transforms are drawn on the CPU; they must follow the batch to its device ("meta"
+    # stands in for a GPU here: a CPU theta with a meta batch is the same mismatch)
+    x = torch.zeros(3, 1, 28, 28, device="meta")
+    out = augment.BatchRandomAffine(generator=torch.Generator().manual_seed(0))(x)
+    assert out.device.type == "meta" and out.shape == x.shape
+
+
 @pytest.mark.parametrize(("argv", "flag"), [(["--width", "0"], "--width"),
                                             (["--batch-size", "-1"], "--batch-size")])
 def test_cnn_shapes_script_rejects_bad_sizes(argv, flag, capsys):

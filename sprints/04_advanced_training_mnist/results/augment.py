@@ -39,10 +39,12 @@ class BatchRandomAffine:
         tx = self._uniform(b, -self.translate_px, self.translate_px) * 2 / w
         ty = self._uniform(b, -self.translate_px, self.translate_px) * 2 / h
         cos, sin = torch.cos(angle) / s, torch.sin(angle) / s
-        # theta maps output coordinates to input coordinates: (B, 2, 3)
+        # theta maps output coordinates to input coordinates: (B, 2, 3). It is drawn on the CPU
+        # (the generator lives there, so a seed gives the same transforms on every device) and
+        # then moved to the batch's device.
         theta = torch.stack(
             [torch.stack([cos, -sin, tx], dim=1), torch.stack([sin, cos, ty], dim=1)], dim=1
-        ).to(x.dtype)
+        ).to(x.device, x.dtype)
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)  # (B, H, W, 2)
         # grid_sample pads with zeros; shift so the padding equals the background value
         out = F.grid_sample(x - self.fill, grid, mode="bilinear", padding_mode="zeros",

@@ -6,6 +6,10 @@ early stopping, best checkpoint and summary.json under --out-dir.
 With only the 10,000-digit test set on disk, ``--split-test 8000`` trains (and validates) on
 its first 8,000 digits and tests on the last 2,000.
 
+``--device auto`` (the default) trains on an NVIDIA GPU if torch sees one, then on an Apple
+GPU (MPS), else on the CPU; ``--device cuda`` or ``mps`` on a machine without that GPU stops
+with a usage error that says what the machine has.
+
 Each run logs to its own folder ``--out-dir/tensorboard/<date-time>``, so running again into
 the same --out-dir adds a run that TensorBoard shows beside the earlier ones:
 ``uv run tensorboard --logdir runs/mnist/tensorboard``.
@@ -31,6 +35,7 @@ from .cnn import MnistCNN
 from .early_stopping import EarlyStopping
 
 arg_types = import_module("sprints.01_setup_and_basics.results.arg_types")
+devices = import_module("sprints.01_setup_and_basics.results.devices")
 mnist_data = import_module("sprints.02_datasets_and_dataloaders.results.mnist_data")
 loops = import_module("sprints.03_models_and_training_loops.results.training_loop")
 
@@ -67,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="early-stopping patience in epochs")
     p.add_argument("--width", type=arg_types.positive_int, default=32,
                    help="channels of the first conv block")
+    p.add_argument("--device", choices=devices.DEVICE_CHOICES, default="auto",
+                   help="where to train: auto takes CUDA, then MPS, then the CPU")
     p.add_argument("--no-augment", action="store_true", help="train without random affine")
     p.add_argument("--limit-train", type=arg_types.non_negative_int, default=0,
                    help="use only this many training digits (quick runs; 0 = all)")
@@ -131,6 +138,27 @@ def to_dataset(images: torch.Tensor, labels: torch.Tensor, mean: float, std: flo
     return TensorDataset(x, labels.long())
 
 
+class DeviceLoader:
+    """A DataLoader whose batches arrive on ``device`` (sprint 3's loops take them as they come).
+
+    Only for CUDA are the batches put in pinned (page-locked) memory: from there the copy to
+    the GPU can run while the GPU still computes (``non_blocking``); for the CPU or MPS
+    pinning is wasted work.
+    """
+
+    def __init__(self, dataset: TensorDataset, device: torch.device, **loader_kwargs) -> None:
+        self.device = device
+        self.loader = DataLoader(dataset, pin_memory=device.type == "cuda", **loader_kwargs)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        for inputs, targets in self.loader:
+            yield (inputs.to(self.device, non_blocking=self.loader.pin_memory),
+                   targets.to(self.device, non_blocking=self.loader.pin_memory))
+
+
 def new_run_dir(root: Path) -> Path:
     """Create and return a fresh folder ``root/<date-time>`` (``-2``, ``-3``... if taken).
 
@@ -151,6 +179,10 @@ def new_run_dir(root: Path) -> Path:
 def main(argv: list[str] | None = None) -> dict:
     parser = build_parser()
     args = parser.parse_args(argv)  # numeric options are checked here, by their argparse types
+    try:
+        device = devices.pick_device(args.device)  # a missing GPU is a usage error too
+    except devices.DeviceError as err:
+        parser.error(str(err))
     torch.manual_seed(args.seed)
     start = time.perf_counter()
     try:
@@ -162,15 +194,17 @@ def main(argv: list[str] | None = None) -> dict:
     # Normalise with the statistics of the training digits we actually train on.
     mean, std = mnist_data.pixel_mean_std([splits["train"][0].float() / 255])
     print(f"train/val/test digits: {[len(s[1]) for s in splits.values()]}; "
-          f"train pixel mean {mean:.4f}, std {std:.4f}")
+          f"train pixel mean {mean:.4f}, std {std:.4f}; device {device}")
     data = {k: to_dataset(*v, mean, std) for k, v in splits.items()}
     # Data sit in memory as tensors, so worker processes would only add overhead (sprint 2).
-    train_loader = DataLoader(data["train"], batch_size=args.batch_size, shuffle=True,
-                              generator=torch.Generator().manual_seed(args.seed), drop_last=True)
-    val_loader = DataLoader(data["val"], batch_size=512)
-    test_loader = DataLoader(data["test"], batch_size=512)
+    # The shuffling generator stays on the CPU, so the order is the same on every device.
+    train_loader = DeviceLoader(data["train"], device, batch_size=args.batch_size, shuffle=True,
+                                generator=torch.Generator().manual_seed(args.seed),
+                                drop_last=True)
+    val_loader = DeviceLoader(data["val"], device, batch_size=512)
+    test_loader = DeviceLoader(data["test"], device, batch_size=512)
 
-    model = MnistCNN(width=args.width)
+    model = MnistCNN(width=args.width).to(device)  # before the optimizer sees its parameters
     loss_fn = nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)
     eval_loss_fn = nn.CrossEntropyLoss()  # plain cross-entropy for val/test numbers
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
@@ -214,7 +248,8 @@ def main(argv: list[str] | None = None) -> dict:
                   f"best epoch {stopper.best_epoch}")
             break
 
-    # Test the best model, read back from its checkpoint exactly as a user would.
+    # Test the best model, read back from its checkpoint exactly as a user would
+    # (load_checkpoint maps the tensors to the CPU; load_state_dict copies them to the device).
     best = load_checkpoint(ckpt_path)
     model.load_state_dict(best["model"])
     test = loops.evaluate(model, test_loader, eval_loss_fn)
@@ -233,6 +268,7 @@ def main(argv: list[str] | None = None) -> dict:
         "n_train": len(data["train"]), "n_val": len(data["val"]), "n_test": len(data["test"]),
         "normalize_mean": mean, "normalize_std": std,
         "tensorboard_dir": str(tb_dir),
+        "device": str(device),
         "args": vars(args),
     }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
