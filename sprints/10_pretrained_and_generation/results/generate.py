@@ -20,6 +20,13 @@ import time
 from importlib import import_module
 from pathlib import Path
 
+_devices = import_module("sprints.01_setup_and_basics.results.devices")
+
+# Where each weight dtype is offered: float16 matmuls have no fast CPU kernels (and CPU
+# half-precision ops are slow or missing), so only the GPUs get it.
+DTYPE_DEVICES = {"float32": ("cpu", "cuda", "mps"), "bfloat16": ("cpu", "cuda", "mps"),
+                 "float16": ("cuda", "mps")}
+
 HOW_TO_GET_WEIGHTS = """\
 To get GPT-2's weights on a machine without internet access, download them on one that
 has it, e.g.
@@ -71,8 +78,18 @@ def build_parser() -> argparse.ArgumentParser:
         "many last tokens (1..block size; default block size // 2). Equal to the block size, "
         "the cached path slides its window exactly like --no-kv-cache",
     )
-    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument(
+        "--dtype",
+        choices=list(DTYPE_DEVICES),
+        default="float32",
+        help="weight dtype: float32 and bfloat16 on every device, float16 on cuda and mps only",
+    )
+    parser.add_argument(
+        "--device",
+        choices=_devices.DEVICE_CHOICES,
+        default="auto",
+        help="auto takes cuda, then mps, then cpu; a device that is not there is an error",
+    )
     parser.add_argument(
         "--stop-at-eot", action="store_true", help="stop a sample at <|endoftext|> (GPT-2)"
     )
@@ -131,6 +148,21 @@ def load_from_pretrained(name_or_path: str):
     return model, tokenizer
 
 
+def resolve_device(parser: argparse.ArgumentParser, name: str, dtype: str):
+    """The torch.device for ``--device`` (sprint 1's ``pick_device``: auto = cuda, then mps,
+    then cpu); a missing device or a dtype that device does not offer is a usage error."""
+    try:
+        device = _devices.pick_device(name)
+    except _devices.DeviceError as error:
+        parser.error(str(error))
+    if device.type not in DTYPE_DEVICES[dtype]:
+        parser.error(
+            f"--dtype {dtype} runs on {' and '.join(DTYPE_DEVICES[dtype])} only, and this run "
+            f"is on {device.type}; use --dtype bfloat16 or float32 there"
+        )
+    return device
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -155,11 +187,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from .generation import TextStreamer, generate
 
-    device = args.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    elif device == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda: no CUDA GPU is available here; use --device cpu (or auto)")
+    device = resolve_device(parser, args.device, args.dtype)
     try:
         if args.checkpoint is not None:
             model, tokenizer = load_from_checkpoint(args.checkpoint)
@@ -168,7 +196,9 @@ def main(argv: list[str] | None = None) -> None:
     except (OSError, ValueError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(1) from None
-    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[args.dtype]
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[
+        args.dtype
+    ]
     model = model.to(device=device, dtype=dtype).eval()
     block_size = model.config.block_size
     if args.refill_tokens is not None and not 1 <= args.refill_tokens <= block_size:
