@@ -1,14 +1,17 @@
-"""Sprint 10: sampling filters, the KV cache, generation, and the generate.py CLI.
+"""Sprint 10: sampling filters, the KV cache, generation, the generate.py CLI, LoRA
+fine-tuning and GGUF export.
 
 References are independent of the code under test: NumPy/brute force for the filters,
 scipy's chi-square test for the sampler, the model's own uncached forward pass for the
-cache, and ``transformers.GPT2LMHeadModel.generate`` for greedy decoding.
+cache, ``transformers.GPT2LMHeadModel.generate`` for greedy decoding, ``peft``'s LoRA on
+``GPT2LMHeadModel`` for the adapters, and llama.cpp (``llama-cpp-python``) for GGUF files.
 """
 
 from __future__ import annotations
 
 import io
 import itertools
+import json
 import os
 import subprocess
 import sys
@@ -23,6 +26,10 @@ sampling = import_module("sprints.10_pretrained_and_generation.results.sampling"
 kv_cache_mod = import_module("sprints.10_pretrained_and_generation.results.kv_cache")
 generation = import_module("sprints.10_pretrained_and_generation.results.generation")
 generate_cli = import_module("sprints.10_pretrained_and_generation.results.generate")
+lora = import_module("sprints.10_pretrained_and_generation.results.lora")
+finetune = import_module("sprints.10_pretrained_and_generation.results.finetune")
+export_gguf = import_module("sprints.10_pretrained_and_generation.results.export_gguf")
+devices = import_module("sprints.01_setup_and_basics.results.devices")
 model_mod = import_module("sprints.08_gpt2_assembly.results.model")
 config_mod = import_module("sprints.08_gpt2_assembly.results.config")
 tokenizer_mod = import_module("sprints.08_gpt2_assembly.results.tokenizer")
@@ -582,3 +589,386 @@ def test_cli_offline_gpt2_says_how_to_get_weights(tmp_path, monkeypatch, capsys)
     assert info.value.code == 1
     err = capsys.readouterr().err
     assert "--init-from" in err and "download" in err
+
+
+# ----- generate.py --device / --dtype ------------------------------------------------------
+
+
+def _no_gpus(monkeypatch):
+    monkeypatch.setattr(devices, "cuda_available", lambda: False)
+    monkeypatch.setattr(devices, "mps_available", lambda: False)
+
+
+def test_cli_missing_devices_and_cpu_float16_are_usage_errors(char_ckpt, capsys, monkeypatch):
+    _no_gpus(monkeypatch)  # as on this machine, and on a GPU machine too
+    cases = [
+        (["--device", "cuda"], "torch sees no CUDA GPU"),
+        (["--device", "mps"], "torch sees no Apple GPU"),
+        (["--dtype", "float16"], "--dtype float16 runs on cuda and mps only"),
+        (["--device", "cpu", "--dtype", "float16"], "this run is on cpu"),
+    ]
+    for args, message in cases:
+        with pytest.raises(SystemExit) as info:
+            generate_cli.main(["--checkpoint", char_ckpt, "--max-new-tokens", "1", *args])
+        assert info.value.code == 2, args
+        assert message in capsys.readouterr().err, args
+
+
+def test_cli_device_auto_prefers_cuda_then_mps_then_cpu(monkeypatch):
+    parser = generate_cli.build_parser()
+    for cuda, mps, expected in [(True, True, "cuda"), (False, True, "mps"),
+                                (False, False, "cpu")]:  # fmt: skip
+        monkeypatch.setattr(devices, "cuda_available", lambda c=cuda: c)
+        monkeypatch.setattr(devices, "mps_available", lambda m=mps: m)
+        assert generate_cli.resolve_device(parser, "auto", "float32").type == expected
+        if expected != "cpu":  # float16 is offered where a GPU was picked
+            assert generate_cli.resolve_device(parser, "auto", "float16").type == expected
+    with pytest.raises(SystemExit):  # and refused once auto lands on the CPU
+        generate_cli.resolve_device(parser, "auto", "float16")
+
+
+# ----- LoRA against peft -------------------------------------------------------------------
+
+
+def _peft_model(directory, rank, alpha, targets, dropout=0.0):
+    peft = pytest.importorskip("peft")
+    transformers = pytest.importorskip("transformers")
+    base = transformers.GPT2LMHeadModel.from_pretrained(directory)
+    config = peft.LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout,
+                             target_modules=list(targets), fan_in_fan_out=True)  # fmt: skip
+    return peft.get_peft_model(base, config)
+
+
+def _randomize_adapters(model, seed):
+    # B starts at zero (the update is 0); random B makes the adapters change the output.
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for layer in lora.lora_layers(model).values():
+            layer.lora_A.weight.copy_(torch.randn(layer.lora_A.weight.shape, generator=g) * 0.2)
+            layer.lora_B.weight.copy_(torch.randn(layer.lora_B.weight.shape, generator=g) * 0.2)
+
+
+def test_lora_logits_equal_peft_both_ways(hf_dir, tmp_path):
+    peft = pytest.importorskip("peft")
+    transformers = pytest.importorskip("transformers")
+    directory, _ = hf_dir
+    idx = torch.randint(0, 50257, (2, 12), generator=torch.Generator().manual_seed(20))
+
+    # ours -> peft: our adapter file, loaded by peft onto transformers' GPT-2
+    ours = model_mod.GPT.from_pretrained(directory).eval()
+    lora.apply_lora(ours, rank=4, alpha=12.0, dropout=0.1)
+    _randomize_adapters(ours, 21)
+    lora.save_adapter(ours, tmp_path / "ours", base_model_name_or_path=str(directory))
+    base = transformers.GPT2LMHeadModel.from_pretrained(directory)
+    theirs = peft.PeftModel.from_pretrained(base, tmp_path / "ours").eval()
+    with torch.no_grad():
+        expected = theirs(idx).logits
+        assert_close(ours(idx)[0], expected, atol=1e-5, rtol=1e-5)
+    # the adapters matter: without them the logits are far from these
+    with theirs.disable_adapter(), torch.no_grad():
+        plain = theirs(idx).logits
+    assert (plain - expected).abs().max() > 0.1
+
+    # peft -> ours: peft's own saved adapter, loaded by load_adapter
+    peft_model = _peft_model(directory, rank=3, alpha=5, targets=["c_attn", "mlp.c_proj"])
+    g = torch.Generator().manual_seed(22)
+    with torch.no_grad():
+        for name, p in peft_model.named_parameters():
+            if "lora_" in name:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.2)
+    peft_model.save_pretrained(tmp_path / "peft")
+    peft_model.eval()
+    loaded = lora.load_adapter(model_mod.GPT.from_pretrained(directory).eval(), tmp_path / "peft")
+    assert sorted(lora.lora_layers(loaded)) == sorted(
+        f"transformer.h.{i}.{part}" for i in range(2) for part in ("attn.c_attn", "mlp.c_proj")
+    )
+    with torch.no_grad():
+        assert_close(loaded(idx)[0], peft_model(idx).logits, atol=1e-5, rtol=1e-5)
+
+
+def test_lora_trainable_count_equals_peft_at_gpt2_small_shape():
+    transformers = pytest.importorskip("transformers")
+    peft = pytest.importorskip("peft")
+    config_small = config_mod.GPTConfig.from_preset("gpt2")
+    for rank, targets in [(8, lora.DEFAULT_TARGETS), (4, ["c_attn"]),
+                          (16, ["attn.c_proj", "mlp.c_fc"])]:  # fmt: skip
+        with torch.device("meta"):  # shapes only: no memory, no initialisation
+            ours = lora.apply_lora(model_mod.GPT(config_small), rank, 2.0 * rank, 0.0, targets)
+            hf = transformers.GPT2LMHeadModel(transformers.GPT2Config())
+            theirs = peft.get_peft_model(hf, peft.LoraConfig(
+                r=rank, lora_alpha=2 * rank, target_modules=list(targets), fan_in_fan_out=True))
+        trainable, total = theirs.get_nb_trainable_parameters()
+        assert lora.count_trainable(ours) == trainable, targets
+        assert ours.num_parameters() == total
+    # the closed form for the default: 12 blocks x r x (in + out) over the four linears
+    with torch.device("meta"):
+        default = lora.apply_lora(model_mod.GPT(config_small), 8, 8.0)
+    blocks = 12 * 8 * ((768 + 2304) + (768 + 768) + (768 + 3072) + (3072 + 768))
+    assert lora.count_trainable(default) == blocks == 1_179_648
+
+
+def test_lora_merge_is_exact_and_unmerge_restores():
+    model = tiny_gpt(seed=23)
+    base_weights = {k: v.clone() for k, v in model.state_dict().items()}
+    idx = torch.randint(0, 37, (2, 10), generator=torch.Generator().manual_seed(23))
+    with torch.no_grad():
+        base_logits = model(idx)[0]
+    lora.apply_lora(model, rank=2, alpha=4.0, targets=["c_attn", "c_fc"])
+    with torch.no_grad():
+        assert torch.equal(model(idx)[0], base_logits)  # B = 0: exactly the base model
+        _randomize_adapters(model, 24)
+        unmerged = model(idx)[0]
+        assert (unmerged - base_logits).abs().max() > 1e-2
+        layer = model.transformer.h[0].attn.c_attn
+        # the merged weight is W + (alpha / r) B A, computed here independently
+        expected_w = base_weights["transformer.h.0.attn.c_attn.weight"] + 2.0 * (
+            layer.lora_B.weight @ layer.lora_A.weight)
+        lora.merge_lora(model)
+        assert_close(layer.base_layer.weight, expected_w, atol=1e-6, rtol=1e-6)
+        assert_close(model(idx)[0], unmerged, atol=1e-5, rtol=1e-5)
+        with pytest.raises(RuntimeError, match="already merged"):
+            layer.merge()
+        lora.unmerge_lora(model)
+        assert_close(model(idx)[0], unmerged, atol=1e-5, rtol=1e-5)
+        w = model.transformer.h[0].attn.c_attn.base_layer.weight
+        assert_close(w, base_weights["transformer.h.0.attn.c_attn.weight"], atol=1e-6, rtol=0)
+        plain = lora.merge_and_unload(model)
+        assert set(plain.state_dict()) == set(base_weights)  # an ordinary GPT again
+        assert_close(plain(idx)[0], unmerged, atol=1e-5, rtol=1e-5)
+
+
+def test_lora_trains_only_the_adapters():
+    model = tiny_gpt(seed=25).train()
+    lora.apply_lora(model, rank=2, alpha=2.0, dropout=0.1)
+    frozen = {n: p.clone() for n, p in model.named_parameters() if not p.requires_grad}
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert {n.rsplit(".", 2)[-2] for n, p in model.named_parameters() if p.requires_grad} == {
+        "lora_A", "lora_B"}
+    before = [p.clone() for p in trainable]
+    optimizer = torch.optim.AdamW(trainable, lr=1e-2)
+    loss_fn = import_module("sprints.09_train_gpt2.results.lm_loss").LanguageModelLoss(model)
+    x = torch.randint(0, 37, (2, 8), generator=torch.Generator().manual_seed(25))
+    for _ in range(3):
+        finetune.train_step(loss_fn, optimizer, trainable, x, x.roll(-1, 1), 1.0,
+                            lambda: torch.autocast("cpu", enabled=False))  # fmt: skip
+    for n, p in model.named_parameters():
+        if n in frozen:
+            assert torch.equal(p, frozen[n]), n
+    assert all(not torch.equal(a, b) for a, b in zip(before, trainable, strict=True))
+
+
+def test_lora_targets_are_checked():
+    model = tiny_gpt()
+    for bad in (["wte"], ["lm_head"], ["attn"], ["q_proj"]):
+        with pytest.raises(ValueError, match="choose among"):
+            lora.find_targets(model, bad)
+    assert lora.find_targets(model, ["c_proj"]) == [
+        "transformer.h.0.attn.c_proj", "transformer.h.0.mlp.c_proj",
+        "transformer.h.1.attn.c_proj", "transformer.h.1.mlp.c_proj"]  # fmt: skip
+    # finetune.py's default (kept free of torch for a fast --help) is lora.py's
+    assert tuple(finetune.build_parser().get_default("lora_targets")) == lora.DEFAULT_TARGETS
+
+
+# ----- finetune.py -------------------------------------------------------------------------
+
+
+FINETUNE_TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\n"
+                 "Speak, speak.\n\n") * 40  # fmt: skip
+
+
+def _finetune(tmp_path, init_from, *extra, text=FINETUNE_TEXT):
+    data_file = tmp_path / "text.txt"
+    data_file.write_text(text, encoding="utf-8")
+    out = tmp_path / "run"
+    finetune.main(["--init-from", str(init_from), "--data-file", str(data_file),
+                   "--cache-dir", str(tmp_path / "cache"), "--out-dir", str(out),
+                   "--block-size", "16", "--batch-size", "2", "--max-steps", "6",
+                   "--eval-interval", "3", "--eval-tokens", "256", "--no-progress",
+                   *map(str, extra)])  # fmt: skip
+    return out, json.loads((out / "summary.json").read_text())
+
+
+def test_finetune_lora_writes_adapter_merged_model_and_logs(hf_dir, tmp_path, capsys):
+    peft = pytest.importorskip("peft")
+    transformers = pytest.importorskip("transformers")
+    directory, _ = hf_dir
+    out, summary = _finetune(tmp_path, directory, "--lora-rank", 4, "--lora-alpha", 8,
+                             "--lora-dropout", 0.1, "--lora-targets", "c_attn", "mlp.c_fc",
+                             "--lr", "5e-3")  # fmt: skip
+    assert "LoRA r=4 alpha=8" in capsys.readouterr().out
+    # 2 blocks x [c_attn 4 x (32 + 96) + c_fc 4 x (32 + 128)]
+    assert summary["trainable_parameters"] == 2 * (4 * (32 + 96) + 4 * (32 + 128))
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "train_loss" in r] == [1, 2, 3, 4, 5, 6]
+    assert [r["step"] for r in records if "val_loss" in r] == [0, 3, 6]
+    assert summary["best_val_loss"] < summary["base_val_loss"]
+    assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # The merged HF directory (transformers) equals peft's unmerged adapter on the base.
+    idx = torch.randint(0, 50257, (1, 10), generator=torch.Generator().manual_seed(26))
+    merged = transformers.GPT2LMHeadModel.from_pretrained(out / "hf_model").eval()
+    base = transformers.GPT2LMHeadModel.from_pretrained(directory)
+    adapted = peft.PeftModel.from_pretrained(base, out / "adapter").eval()
+    with torch.no_grad():
+        assert_close(merged(idx).logits, adapted(idx).logits, atol=1e-5, rtol=1e-5)
+    # Only the targeted layers changed; the saved weights are the best evaluation's.
+    ckpt_model, ckpt = model_mod.GPT.from_checkpoint(out / "model.pt")
+    start = model_mod.GPT.from_pretrained(directory).state_dict()
+    changed = {k for k, v in ckpt_model.state_dict().items() if not torch.equal(v, start[k])}
+    assert changed == {f"transformer.h.{i}.{m}.weight" for i in range(2)
+                       for m in ("attn.c_attn", "mlp.c_fc")}  # fmt: skip
+    assert ckpt["step"] == summary["best_step"] and ckpt["extra"]["tokenizer"] == {"type": "gpt2"}
+    # generate.py samples from it
+    generate_cli.main(["--checkpoint", str(out / "model.pt"), "--prompt", "Speak",
+                       "--max-new-tokens", "3", "--greedy"])  # fmt: skip
+    assert capsys.readouterr().out.startswith("Speak")
+
+
+def test_finetune_full_from_our_checkpoint(char_ckpt, tmp_path):
+    out, summary = _finetune(tmp_path, char_ckpt, "--lr", "1e-2", text=CHAR_TEXT * 30)
+    model, ckpt = model_mod.GPT.from_checkpoint(out / "model.pt")
+    assert summary["trainable_parameters"] == model.num_parameters()  # every weight trains
+    assert not (out / "adapter").exists()
+    assert ckpt["extra"]["tokenizer"]["type"] == "char"  # the base's own vocabulary
+    assert summary["best_val_loss"] < summary["base_val_loss"]
+    start, _ = model_mod.GPT.from_checkpoint(char_ckpt)
+    assert not torch.equal(model.transformer.wte.weight, start.transformer.wte.weight)
+    # the saved weights give the reported best validation loss (checked independently)
+    data = import_module("sprints.09_train_gpt2.results.data")
+    tok = generate_cli.tokenizer_from_checkpoint(ckpt)
+    val = np.asarray(tok.encode(data.split_text(CHAR_TEXT * 30, 0.1)[1]), dtype=np.int64)
+    with torch.no_grad():
+        losses = [(model.eval()(x, y)[1].item(), y.numel())
+                  for x, y in data.iter_eval_batches(val, 16, 2, 256)]  # fmt: skip
+    mean = sum(loss * n for loss, n in losses) / sum(n for _, n in losses)
+    assert mean == pytest.approx(summary["best_val_loss"], abs=1e-4)
+
+
+def test_finetune_bad_options_stop_with_a_message(char_ckpt, tmp_path, capsys, monkeypatch):
+    _no_gpus(monkeypatch)
+    text = tmp_path / "t.txt"
+    text.write_text(CHAR_TEXT * 30, encoding="utf-8")
+    base = ["--init-from", char_ckpt, "--data-file", str(text), "--out-dir",
+            str(tmp_path / "out"), "--max-steps", "1", "--no-progress"]  # fmt: skip
+    cases = [
+        (["--lora-alpha", "4"], 2, "need --lora-rank"),
+        (["--lora-rank", "0"], 2, "at least 1"),
+        (["--lora-rank", "2", "--lora-dropout", "1"], 2, "below 1"),
+        (["--device", "cuda"], 2, "no CUDA GPU"),
+        (["--lora-rank", "2", "--lora-targets", "wte"], 1, "choose among"),
+        (["--init-from", str(tmp_path / "missing")], 1, "no directory"),
+    ]
+    for args, code, message in cases:
+        with pytest.raises(SystemExit) as info:
+            finetune.main([*base, *args])
+        assert info.value.code == code, args
+        assert message in capsys.readouterr().err, args
+
+
+# ----- GGUF export, read by llama.cpp ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def gguf_ckpt(tmp_path_factory):
+    """A random GPT with GPT-2's vocabulary, saved as our checkpoint. All weights, biases
+    and LayerNorm gains drawn with std 0.1, so that a missed bias or a wrong LayerNorm shows,
+    and the argmaxes are decisive (top-2 gaps of at least 1.4e-3 on the test's tokens)."""
+    torch.manual_seed(0)
+    cfg = config_mod.GPTConfig(vocab_size=50257, block_size=64, n_layer=2, n_head=4, n_embd=64)
+    model = model_mod.GPT(cfg).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.1)
+    path = tmp_path_factory.mktemp("gguf") / "model.pt"
+    utils_mod.save_checkpoint(path, model=model.state_dict(), config=cfg.to_dict(), step=0,
+                              extra={"tokenizer": {"type": "gpt2"}})  # fmt: skip
+    return path, model
+
+
+def test_gguf_logits_match_llama_cpp_f32_and_f16(gguf_ckpt, tmp_path, capsys):
+    llama_cpp = pytest.importorskip("llama_cpp")
+    ckpt, model = gguf_ckpt
+    ids = torch.randint(0, 50257, (24,), generator=torch.Generator().manual_seed(27)).tolist()
+    with torch.no_grad():
+        ours = model(torch.tensor([ids]))[0][0].numpy()  # (T, V)
+    top2 = np.sort(ours, axis=-1)[:, -2:]
+    gap = (top2[:, 1] - top2[:, 0]).min()  # 1.4e-3: how far the argmax is from a tie
+    sizes = {}
+    for dtype, tolerance in (("f32", 3e-4), ("f16", 1e-3)):
+        out = tmp_path / f"model-{dtype}.gguf"
+        export_gguf.main(["--checkpoint", str(ckpt), "--out", str(out), "--dtype", dtype])
+        assert f"wrote {out}" in capsys.readouterr().out
+        sizes[dtype] = out.stat().st_size
+        llm = llama_cpp.Llama(model_path=str(out), logits_all=True, n_ctx=64, verbose=False)
+        try:
+            llm.eval(ids)
+            theirs = np.array(llm.scores[: len(ids)])  # (T, V), one row per position
+            if dtype == "f32":
+                text = "Hello world, it's 2024! Café naïve — 日本語 tokens\n  spaced"
+                tok = tokenizer_mod.get_tokenizer("gpt2")
+                assert llm.tokenize(text.encode(), add_bos=False) == tok.encode(text)
+                assert llm.detokenize(tok.encode(text)).decode() == text
+        finally:
+            llm.close()
+        diff = np.abs(theirs - ours).max()
+        assert diff < tolerance, (dtype, diff)
+        # the same greedy tokens, and not by luck: no logit moved by half the top-2 gap
+        assert (theirs.argmax(-1) == ours.argmax(-1)).all() and 2 * diff < gap, dtype
+    assert sizes["f16"] < 0.6 * sizes["f32"]
+
+
+def test_gguf_check_can_fail_on_a_transposed_tensor(gguf_ckpt, tmp_path, monkeypatch):
+    # The tolerance above is tight enough to catch a layout mistake: transposing the
+    # (square) attention output projection, the error a missing Conv1D transpose makes.
+    llama_cpp = pytest.importorskip("llama_cpp")
+    ckpt, model = gguf_ckpt
+    real = export_gguf.gguf_tensors
+
+    def transposed(*args, **kwargs):
+        tensors = real(*args, **kwargs)
+        tensors["blk.0.attn_output.weight"] = np.ascontiguousarray(
+            tensors["blk.0.attn_output.weight"].T)
+        return tensors
+
+    monkeypatch.setattr(export_gguf, "gguf_tensors", transposed)
+    path = export_gguf.write_gguf(model, tmp_path / "bad.gguf")
+    ids = list(range(100, 124))
+    with torch.no_grad():
+        ours = model(torch.tensor([ids]))[0][0].numpy()
+    llm = llama_cpp.Llama(model_path=str(path), logits_all=True, n_ctx=64, verbose=False)
+    try:
+        llm.eval(ids)
+        theirs = np.array(llm.scores[: len(ids)])
+    finally:
+        llm.close()
+    assert np.abs(theirs - ours).max() > 10 * 3e-4
+
+
+def test_gguf_from_hf_directory_matches_transformers(hf_dir, tmp_path, capsys):
+    llama_cpp = pytest.importorskip("llama_cpp")
+    directory, hf = hf_dir
+    out = tmp_path / "hf.gguf"
+    export_gguf.main(["--init-from", str(directory), "--out", str(out)])
+    ids = torch.randint(0, 50257, (16,), generator=torch.Generator().manual_seed(28))
+    with torch.no_grad():
+        expected = hf(ids[None]).logits[0].numpy()  # transformers: an independent forward
+    llm = llama_cpp.Llama(model_path=str(out), logits_all=True, n_ctx=32, verbose=False)
+    try:
+        llm.eval(ids.tolist())
+        theirs = np.array(llm.scores[: len(ids)])
+    finally:
+        llm.close()
+    assert np.abs(theirs - expected).max() < 1e-3 * max(1.0, np.abs(expected).max())
+    assert (theirs.argmax(-1) == expected.argmax(-1)).all()
+
+
+def test_export_gguf_refuses_models_without_gpt2_vocabulary(char_ckpt, tmp_path, capsys):
+    out = tmp_path / "char.gguf"
+    with pytest.raises(SystemExit) as info:
+        export_gguf.main(["--checkpoint", char_ckpt, "--out", str(out)])
+    assert info.value.code == 1
+    assert "GPT-2's BPE" in capsys.readouterr().err
+    assert not out.exists() and not list(tmp_path.glob(".char.gguf*"))
+    with pytest.raises(SystemExit) as info:  # neither source given: a usage error
+        export_gguf.main(["--out", str(out)])
+    assert info.value.code == 2
