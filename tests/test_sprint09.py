@@ -437,6 +437,31 @@ def test_two_gloo_processes_with_dropout_resume_exactly(text_file, tmp_path, cap
         assert b[step] == pytest.approx(a[step], rel=1e-6, abs=0), step
 
 
+def test_fsdp_two_processes_match_one_and_its_checkpoint_resumes_in_one(text_file, tmp_path):
+    # FSDP2 over two gloo processes: the same losses as one process with the same global
+    # batch; its checkpoint holds whole tensors and resumes in a plain one-process run on the
+    # uninterrupted run's trajectory (so the gathered AdamW moments are the right ones).
+    common = ["--n-layer", "2", "--optimizer", "adamw", "--eval-interval", "3",
+              "--batch-size", "4", "--lr-decay-steps", "8"]
+    one, sharded = tmp_path / "one", tmp_path / "fsdp"
+    assert train_gpt2.main(tiny_args(text_file, one, *common, "--max-steps", "8")) == 0
+    wait_all(start_two_ranks(sharded, tiny_args(text_file, sharded, *common, "--max-steps", "6",
+                                                "--parallel", "fsdp")), [sharded, sharded])
+    ckpt = torch.load(sharded / "latest.pt", weights_only=True)
+    reference = torch.load(one / "latest.pt", weights_only=True)
+    assert {k: v.shape for k, v in ckpt["model"].items()} == {
+        k: v.shape for k, v in reference["model"].items()}
+    assert ckpt["optimizer"]["adamw"]["param_groups"][0]["params"] == (
+        reference["optimizer"]["adamw"]["param_groups"][0]["params"])
+    assert train_gpt2.main(tiny_args(text_file, sharded, *common, "--max-steps", "8",
+                                     "--resume")) == 0
+    a, b = read_log(one), read_log(sharded)
+    assert [r["step"] for r in a] == [r["step"] for r in b]
+    for ra, rb in zip(a, b, strict=True):
+        key = "loss" if "loss" in ra else "val_loss"
+        assert rb[key] == pytest.approx(ra[key], rel=1e-5), ra["step"]
+
+
 # ----- bad input -------------------------------------------------------------------------------
 def run_expect_error(args, capsys, *phrases):
     assert train_gpt2.main(args) == 1
@@ -482,6 +507,8 @@ def test_nonsense_values_and_unwritable_out_dir(text_file, tmp_path, capsys):
                                  ("--seed", "-1", "--seed must be >= 0"),
                                  ("--lr-decay-steps", "1", "make it >= --warmup-steps")]:
         run_expect_error(tiny_args(text_file, tmp_path / "run", flag, value), capsys, message)
+    run_expect_error(tiny_args(text_file, tmp_path / "run", "--parallel", "fsdp", "--optimizer",
+                               "muon"), capsys, "--parallel fsdp needs --optimizer adamw")
     assert not (tmp_path / "run").exists()  # refused before anything was written
     blocker = tmp_path / "a_file"
     blocker.write_text("not a directory")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from . import fsdp
 from .settings import plain_args
 from .train_step import TrainingError
 
@@ -26,8 +27,22 @@ def tokenizer_state(tokenizer) -> dict:
     return tokenizer.to_dict() if hasattr(tokenizer, "to_dict") else {"type": tokenizer.name}
 
 
-def save_state(path: Path, model, optimizer, step: int, tokens_seen: int, best_val: float,
-               tokenizer, args, elapsed: float, rank_rngs: list | None = None) -> None:
+def gather_training_state(model, optimizer) -> tuple[dict, dict]:
+    """(model state, optimizer state), each whole, for a checkpoint.
+
+    Under FSDP every process holds a shard: this is then a collective (every rank calls it)
+    that gathers the full dicts onto rank 0, keyed exactly like a one-process run's.
+    """
+    if not fsdp.is_sharded(model):
+        return model.state_dict(), optimizer.state_dict()
+    optimizer_state = {name: fsdp.full_optimizer_state(model, opt)
+                       for name, opt in optimizer.optimizers.items()}
+    return fsdp.full_model_state(model), optimizer_state
+
+
+def save_state(path: Path, model_state: dict, optimizer_state: dict, config: dict, step: int,
+               tokens_seen: int, best_val: float, tokenizer, args, elapsed: float,
+               rank_rngs: list | None = None) -> None:
     """Atomic (sprint 8's save_checkpoint: temp file + os.replace). ``rank_rngs``: every
     process's RNG states under torchrun (index = rank), None for a single process."""
     extra = {"tokenizer": tokenizer_state(tokenizer), "best_val_loss": best_val,
@@ -35,9 +50,8 @@ def save_state(path: Path, model, optimizer, step: int, tokens_seen: int, best_v
     if rank_rngs is not None:
         extra["rank_rng_states"] = rank_rngs
     _utils.save_checkpoint(
-        path, model=model.state_dict(), optimizer=optimizer.state_dict(), scheduler=None,
-        step=step, config=model.config.to_dict(),
-        data_position={"step": step, "tokens_seen": tokens_seen, "seed": args.seed},
+        path, model=model_state, optimizer=optimizer_state, scheduler=None, step=step,
+        config=config, data_position={"step": step, "tokens_seen": tokens_seen, "seed": args.seed},
         rng_states=rank_rngs[0] if rank_rngs is not None else _utils.rng_states(),
         extra=extra,
     )
@@ -63,13 +77,27 @@ class Progress:
     elapsed_before: float = 0.0  # seconds spent by the runs this one continues
 
 
+def restore_weights(ckpt: dict, model, source: Path) -> None:
+    """The checkpoint's weights into the (not yet sharded) model. Refuses (CheckpointError) a
+    checkpoint of another model configuration."""
+    _utils.restore_checkpoint(ckpt, model=model, source=source)
+
+
 def restore_progress(ckpt: dict, model, optimizer, source: Path, seed: int, rank: int,
                      world_size: int) -> Progress:
-    """Load weights, optimizer state and RNG states from ``ckpt`` and return its progress.
-
-    Refuses (CheckpointError) a checkpoint of another model configuration.
-    """
-    _utils.restore_checkpoint(ckpt, model=model, optimizer=optimizer, source=source)
+    """Load the optimizer state and RNG states from ``ckpt`` and return its progress (the
+    weights are loaded first, by ``restore_weights``, before the model is sharded)."""
+    if fsdp.is_sharded(model):
+        state = ckpt.get("optimizer") or {}
+        if set(state) != set(optimizer.optimizers):
+            raise _utils.CheckpointError(
+                f"the optimizer state in {source} has parts {sorted(state)}, this run's "
+                f"optimizer has {sorted(optimizer.optimizers)}; resume with the same "
+                "--optimizer")
+        for name, opt in optimizer.optimizers.items():
+            fsdp.load_full_optimizer_state(model, opt, state[name])
+    else:
+        _utils.restore_checkpoint(ckpt, optimizer=optimizer, source=source)
     progress = Progress(step=int(ckpt["step"]),
                         tokens_seen=int(ckpt["data_position"]["tokens_seen"]),
                         best_val=float(ckpt["extra"].get("best_val_loss", math.inf)),

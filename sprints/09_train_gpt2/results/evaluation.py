@@ -15,34 +15,50 @@ from .precision import autocast
 @torch.inference_mode()
 def evaluate(loss_module: LanguageModelLoss, val_ids, block_size: int, batch_size: int,
              device: torch.device, dtype: torch.dtype, rank: int = 0, world_size: int = 1,
-             max_tokens: int | None = None) -> float:
+             max_tokens: int | None = None, lockstep: bool = False) -> float:
     """Mean next-token loss over EVERY token of the validation split (non-overlapping windows,
     ``data.iter_eval_batches``), or over its first ``max_tokens`` predictions.
 
     Each rank takes every world_size-th batch; the (loss sum, count) pairs are all-reduced,
     so every rank returns the same number. Sums are float64: at millions of tokens a float32
     running sum would lose the digits that tell two runs apart.
+
+    ``lockstep`` (FSDP): every forward is a collective (the weights are gathered from all
+    ranks), so a rank that has no batch left still runs one, on its last batch, and does not
+    count it, until every rank is done.
     """
     model = loss_module.model
     model.eval()
     total = torch.zeros(2, dtype=torch.float64)
     batches = data_lib.iter_eval_batches(val_ids, block_size, batch_size, max_tokens)
-    for i, (x, y) in enumerate(batches):
-        if i % world_size != rank:
-            continue
-        x, y = x.to(device), y.to(device)
-        with autocast(device, dtype):
-            if loss_module.chunk_size > 0:
-                h = model.hidden_states(x)  # (b, T, C)
-                loss = linear_cross_entropy(h.reshape(-1, h.size(-1)), model.lm_head.weight,
-                                            y.reshape(-1), loss_module.chunk_size)
-            else:
-                _, loss = model(x, y)
-        total += torch.tensor([loss.double().item() * y.numel(), y.numel()], dtype=torch.float64)
+    done, spare, n_batches = 0, None, 0
+    for i, batch in enumerate(batches):
+        n_batches, spare = i + 1, spare or batch
+        if i % world_size == rank:
+            total += _loss_sum_and_count(loss_module, *batch, device, dtype)
+            done += 1
+    if lockstep:
+        rounds = -(-n_batches // world_size)  # ceil: the number of batches of rank 0
+        for _ in range(rounds - done):
+            _loss_sum_and_count(loss_module, *spare, device, dtype)  # not counted
     if world_size > 1:
         dist.all_reduce(total)
     model.train()
     return (total[0] / total[1]).item()
+
+
+def _loss_sum_and_count(loss_module: LanguageModelLoss, x, y, device, dtype) -> torch.Tensor:
+    """(summed loss, number of predictions) of one batch, float64."""
+    model = loss_module.model
+    x, y = x.to(device), y.to(device)
+    with autocast(device, dtype):
+        if loss_module.chunk_size > 0:
+            h = model.hidden_states(x)  # (b, T, C)
+            loss = linear_cross_entropy(h.reshape(-1, h.size(-1)), model.lm_head.weight,
+                                        y.reshape(-1), loss_module.chunk_size)
+        else:
+            _, loss = model(x, y)
+    return torch.tensor([loss.double().item() * y.numel(), y.numel()], dtype=torch.float64)
 
 
 @torch.inference_mode()

@@ -1,5 +1,6 @@
 """Building the model train_gpt2 trains: from scratch, from GPT-2's weights or from a checkpoint,
-checked against the data, then wrapped for speed (torch.compile) and for several processes (DDP).
+checked against the data, then wrapped for speed (torch.compile) and for several processes (DDP;
+FSDP is in fsdp.py).
 """
 
 from __future__ import annotations
@@ -61,16 +62,18 @@ def default_loss_chunk(vocab_size: int) -> int:
 
 
 def wrap_for_training(loss_module: LanguageModelLoss, device: torch.device, world_size: int,
-                      compile_model: bool) -> torch.nn.Module:
+                      compile_model: bool, parallel: str = "ddp") -> torch.nn.Module:
     """What the loop calls: the loss module, maybe compiled, and under DDP with several ranks.
 
     DDP wraps the loss module (not the bare GPT) so that the chunked loss's backward runs
     inside DDP's gradient hooks; ``no_sync()`` then skips the all-reduce of accumulation steps.
+    With ``parallel="fsdp"`` the GPT inside is already sharded (``fsdp.shard_model``), which
+    does the communication itself: nothing more to wrap.
     """
     runner: torch.nn.Module = loss_module
     if compile_model:
         runner = torch.compile(loss_module)
-    if world_size > 1:
+    if world_size > 1 and parallel == "ddp":
         runner = torch.nn.parallel.DistributedDataParallel(
             runner, device_ids=[device.index] if device.type == "cuda" else None)
     return runner

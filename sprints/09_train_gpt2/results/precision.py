@@ -27,12 +27,17 @@ def pick_dtype(name: str, device: torch.device, n_embd: int) -> torch.dtype:
     if name == "bfloat16":
         check_bf16(device)
         return torch.bfloat16
+    if device.type == "cpu" and n_embd < CPU_BF16_MIN_WIDTH:
+        return torch.float32
+    return torch.bfloat16 if bf16_is_fast(device) else torch.float32  # MPS: float32
+
+
+def bf16_is_fast(device: torch.device) -> bool:
+    """Whether bf16 matmuls beat float32 here: CUDA GPUs with bf16, CPUs with AMX or AVX-512
+    BF16 (not MPS: not measured)."""
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
-    if device.type == "mps":
-        return torch.float32  # not measured on an Apple GPU: keep the safe choice
-    fast = _devices.cpu_has_fast_bf16()
-    return torch.bfloat16 if fast and n_embd >= CPU_BF16_MIN_WIDTH else torch.float32
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and _devices.cpu_has_fast_bf16()
 
 
 def check_bf16(device: torch.device) -> None:

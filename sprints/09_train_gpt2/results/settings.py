@@ -131,6 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="bfloat16 = autocast. auto: bfloat16 on CUDA GPUs that support it, "
                         "and on CPUs with bf16 matmul hardware (AMX or AVX-512 BF16) for "
                         "width >= 256; float32 otherwise (measured: README)")
+    g.add_argument("--parallel", choices=["ddp", "fsdp"], default="ddp",
+                   help="with several processes (torchrun): ddp copies the model to every "
+                        "process; fsdp (FSDP2) shards weights, gradients and AdamW state "
+                        "across them, for models that do not fit one device")
     g.add_argument("--compile", action="store_true", help="torch.compile the model")
     g.add_argument("--threads", type=int, default=None,
                    help="torch threads (default: cores / processes on this machine)")
@@ -195,6 +199,9 @@ def check_settings(args: argparse.Namespace, world_size: int) -> None:
         problems.append(f"--dropout must be in [0, 1), got {args.dropout}")
     if args.lr <= 0 or args.min_lr < 0 or args.min_lr > args.lr:
         problems.append(f"need 0 <= --min-lr ({args.min_lr}) <= --lr ({args.lr}) and --lr > 0")
+    if args.parallel == "fsdp" and args.optimizer == "muon":
+        problems.append("--parallel fsdp needs --optimizer adamw: Muon orthogonalises each "
+                        "whole matrix, and FSDP leaves only a shard of it on each process")
     if problems:
         raise ValueError("; ".join(problems))
 

@@ -30,7 +30,15 @@ import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 
 from . import data as data_lib  # noqa: E402
-from .checkpoint_state import Progress, gather_rank_rngs, restore_progress, save_guarded  # noqa: E402
+from . import fsdp  # noqa: E402
+from .checkpoint_state import (  # noqa: E402
+    Progress,
+    gather_rank_rngs,
+    gather_training_state,
+    restore_progress,
+    restore_weights,
+    save_guarded,
+)
 from .evaluation import evaluate, sample_text  # noqa: E402
 from .lm_loss import LanguageModelLoss  # noqa: E402
 from .lr_schedule import lr_at  # noqa: E402
@@ -42,7 +50,7 @@ from .model_setup import (  # noqa: E402
     wrap_for_training,
 )
 from .optimizers import build_optimizer  # noqa: E402
-from .precision import pick_dtype  # noqa: E402
+from .precision import bf16_is_fast, pick_dtype  # noqa: E402
 from .run_logging import RunLog  # noqa: E402
 from .settings import PRESETS, build_parser, check_settings, resolve_settings  # noqa: E402, F401
 from .train_step import NAN_HOOK_ENV, TrainingError, train_step  # noqa: E402, F401
@@ -106,7 +114,7 @@ def device_name(device: torch.device) -> str:
         return torch.cuda.get_device_name(device)
     if device.type == "mps":
         return "Apple GPU (MPS)"
-    return _devices.describe_cpu(torch.get_num_threads())
+    return f"{_devices.describe_cpu()}, {torch.get_num_threads()} torch thread(s)"
 
 
 def diverged_message(loss: float, step: int, latest_path: Path, last_good: int | None) -> str:
@@ -135,13 +143,18 @@ def train(args: argparse.Namespace) -> dict:
     model = build_model(args, tokenizer.vocab_size)
     check_model_fits(model, args, tokenizer.vocab_size)
     tokens.check_block_size(args.block_size)
+    if resume_ckpt is not None:
+        restore_weights(resume_ckpt, model, latest_path)  # whole weights, before any sharding
     model.to(device)
+    if args.parallel == "fsdp" and world_size > 1:
+        fsdp.shard_model(model, device, world_size)
     dtype = pick_dtype(args.dtype, device, model.config.n_embd)
     # fused AdamW (one kernel per parameter for the whole update) measured fastest on CPU too:
     # 1,881 vs 1,801 tokens/s (foreach) at 6 x 384 on a 2-core Xeon (benchmarks/README.md).
     optimizer = build_optimizer(model, args.optimizer, args.lr, args.weight_decay,
                                 (args.beta1, args.beta2), muon_lr=args.muon_lr, fused=True,
-                                avoid_dynamo=not args.compile and world_size == 1)
+                                avoid_dynamo=not args.compile and world_size == 1,
+                                ns_dtype=torch.bfloat16 if bf16_is_fast(device) else torch.float32)
     if resume_ckpt is not None:
         progress = restore_progress(resume_ckpt, model, optimizer, latest_path, args.seed, rank,
                                     world_size)
@@ -151,7 +164,8 @@ def train(args: argparse.Namespace) -> dict:
     chunk = args.loss_chunk if args.loss_chunk is not None else default_loss_chunk(
         model.config.vocab_size)
     loss_module = LanguageModelLoss(model, chunk)
-    runner = wrap_for_training(loss_module, device, world_size, args.compile)
+    runner = wrap_for_training(loss_module, device, world_size, args.compile, args.parallel)
+    sharded = fsdp.is_sharded(model)  # then every rank runs every forward, samples included
     params = [p for p in model.parameters() if p.requires_grad]
 
     # --- outputs (rank 0 writes, the others' RunLog does nothing)
@@ -167,8 +181,9 @@ def train(args: argparse.Namespace) -> dict:
 
     def save(path: Path) -> None:
         elapsed = progress.elapsed_before + time.time() - t_start
-        save_guarded(path, model, optimizer, progress.step, progress.tokens_seen,
-                     progress.best_val, tokenizer, args, elapsed, rank_rngs)
+        save_guarded(path, model_state, optimizer_state, model.config.to_dict(), progress.step,
+                     progress.tokens_seen, progress.best_val, tokenizer, args, elapsed,
+                     rank_rngs)
 
     # --- the loop
     eval_batch = args.eval_batch_size or max(1, 32768 // block)
@@ -198,14 +213,14 @@ def train(args: argparse.Namespace) -> dict:
             improved = False
             if do_eval:
                 last_val = evaluate(loss_module, tokens.val, block, eval_batch, device, dtype,
-                                    rank, world_size)
+                                    rank, world_size, lockstep=sharded)
                 now = time.time() - t_start
                 if args.target_val_loss is not None and last_val <= args.target_val_loss:
                     reached, time_to_target = True, progress.elapsed_before + now
                 improved = last_val < progress.best_val
                 progress.best_val = min(progress.best_val, last_val)
                 sample = None
-                if master and args.sample_tokens > 0:
+                if (master or sharded) and args.sample_tokens > 0:
                     sample = sample_text(model, tokenizer, args.sample_tokens, args.seed + step,
                                          device)
                 log.evaluation(step, last_val, now, sample)
@@ -214,7 +229,9 @@ def train(args: argparse.Namespace) -> dict:
             save_latest = is_last or reached or (
                 args.checkpoint_interval and step % args.checkpoint_interval == 0) or (
                 not args.checkpoint_interval and do_eval)
-            rank_rngs = gather_rank_rngs(world_size) if improved or save_latest else None
+            if improved or save_latest:  # collectives: every rank gathers, rank 0 writes
+                rank_rngs = gather_rank_rngs(world_size)
+                model_state, optimizer_state = gather_training_state(model, optimizer)
             if master:
                 log.flush()
                 if improved:

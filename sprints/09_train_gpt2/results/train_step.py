@@ -12,6 +12,7 @@ import torch
 import torch.distributed as dist
 
 from . import data as data_lib
+from . import fsdp
 from .precision import autocast
 
 # Testing hook: TRAIN_GPT2_INJECT_NAN_AT_STEP=k turns the loss of optimizer step k into NaN
@@ -46,10 +47,8 @@ def train_step(runner: torch.nn.Module, optimizer, params: list[torch.Tensor], t
         x, y = data_lib.get_batch(train_ids, args.block_size, args.batch_size, args.seed, step,
                                   micro, rank, world_size)
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        # Under DDP, only the last micro-batch all-reduces the gradients (no_sync for the rest).
         last = micro == args.grad_accum_steps - 1
-        sync = contextlib.nullcontext() if last or world_size == 1 else runner.no_sync()
-        with sync:
+        with gradient_sync(runner, last or world_size == 1):
             with autocast(device, dtype):
                 loss = runner(x, y)
             # Each micro-batch's mean loss / k: the summed gradients are those of the mean
@@ -65,10 +64,25 @@ def train_step(runner: torch.nn.Module, optimizer, params: list[torch.Tensor], t
         optimizer.zero_grad(set_to_none=True)
         return loss_value, None
     if args.grad_clip and args.grad_clip > 0:
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, args.grad_clip).item()
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, args.grad_clip)
     else:
-        grad_norm = torch.nn.utils.get_total_norm(
-            [p.grad for p in params if p.grad is not None]).item()
+        grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+    if hasattr(grad_norm, "full_tensor"):  # FSDP: a DTensor, the norm over all shards
+        grad_norm = grad_norm.full_tensor()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    return loss_value, grad_norm
+    return loss_value, grad_norm.item()
+
+
+def gradient_sync(runner: torch.nn.Module, enabled: bool):
+    """Whether this backward sends its gradients to the other processes.
+
+    Accumulation steps that are not the last keep their gradients local: DDP's ``no_sync()``
+    skips the all-reduce, FSDP's ``set_requires_gradient_sync(False)`` the reduce-scatter.
+    """
+    if hasattr(runner, "no_sync"):  # DDP
+        return contextlib.nullcontext() if enabled else runner.no_sync()
+    model = getattr(runner, "model", None)
+    if fsdp.is_sharded(model):
+        fsdp.set_gradient_sync(model, enabled)
+    return contextlib.nullcontext()
