@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--eval-interval", type=t.positive_int, default=25)
     g.add_argument("--eval-tokens", type=t.non_negative_int, default=8192,
                    help="validation tokens per evaluation (0 = the whole split)")
+    g.add_argument("--loss-chunk", type=t.non_negative_int, default=None,
+                   help="rows per chunk of sprint 9's chunked loss, 0 = the model's own loss "
+                   "(default: 2048 for full fine-tuning with a vocabulary >= 8192, else 0)")
     g.add_argument("--device", choices=_devices.DEVICE_CHOICES, default="auto")
     g.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
                    help="bfloat16 = autocast (weights stay float32)")
@@ -104,6 +107,14 @@ def load_base(init_from: str, dropout: float = 0.0):
         gpt.load_state_dict(model.state_dict())
         model = gpt
     return model, tokenizer
+
+
+def default_loss_chunk(use_lora: bool, vocab_size: int) -> int:
+    """Sprint 9's chunked loss never holds all (B, T, vocab) logits at once, but it always
+    computes the (vocab, C) gradient of the output layer; with LoRA that layer is frozen, and
+    the model's own loss (autograd skips frozen weights) measured faster and smaller at
+    GPT-2-small shape (benchmarks/bench_lora.py). So: chunked for full fine-tuning only."""
+    return 2048 if not use_lora and vocab_size >= 8192 else 0
 
 
 def tokenizer_record(tokenizer) -> dict:
@@ -220,8 +231,9 @@ def run(args) -> dict:
           f"({100 * trainable / total:.2f}%); {len(tokens.train):,} training and "
           f"{len(tokens.val):,} validation tokens; device {device}, {args.dtype}")
 
-    # The chunked loss never holds all (B, T, vocab) logits at once (sprint 9, lm_loss.py).
-    loss_fn = lm_loss.LanguageModelLoss(model, 2048 if model.config.vocab_size >= 8192 else 0)
+    chunk = (args.loss_chunk if args.loss_chunk is not None
+             else default_loss_chunk(use_lora, model.config.vocab_size))
+    loss_fn = lm_loss.LanguageModelLoss(model, chunk)
     optimizer = optimizers.build_optimizer(model, "adamw", lr, args.weight_decay, (0.9, 0.95),
                                            avoid_dynamo=True)
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[args.dtype]
