@@ -944,6 +944,31 @@ def test_gguf_check_can_fail_on_a_transposed_tensor(gguf_ckpt, tmp_path, monkeyp
     assert np.abs(theirs - ours).max() > 10 * 3e-4
 
 
+def test_gguf_sinusoidal_bias_free_model_matches_llama_cpp(tmp_path):
+    # No learned position table and no biases: the file gets the model's sinusoid table
+    # and zero biases, which must compute the same function in llama.cpp.
+    llama_cpp = pytest.importorskip("llama_cpp")
+    torch.manual_seed(29)
+    cfg = config_mod.GPTConfig(vocab_size=50257, block_size=32, n_layer=1, n_head=2, n_embd=32,
+                               position_encoding="sinusoidal", bias=False)  # fmt: skip
+    model = model_mod.GPT(cfg).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.1)
+    path = export_gguf.write_gguf(model, tmp_path / "sin.gguf")
+    ids = list(range(300, 316))
+    with torch.no_grad():
+        ours = model(torch.tensor([ids]))[0][0].numpy()
+    llm = llama_cpp.Llama(model_path=str(path), logits_all=True, n_ctx=32, verbose=False)
+    try:
+        llm.eval(ids)
+        theirs = np.array(llm.scores[: len(ids)])
+    finally:
+        llm.close()
+    assert np.abs(theirs - ours).max() < 3e-4
+    assert (theirs.argmax(-1) == ours.argmax(-1)).all()
+
+
 def test_gguf_from_hf_directory_matches_transformers(hf_dir, tmp_path, capsys):
     llama_cpp = pytest.importorskip("llama_cpp")
     directory, hf = hf_dir
