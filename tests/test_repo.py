@@ -88,3 +88,68 @@ def test_markdown_commands_name_real_modules(md):
         if importlib.util.find_spec(name.rstrip(".")) is None
     ]
     assert not missing, f"{md.relative_to(ROOT)} runs modules that do not exist: {missing}"
+
+
+# ----- speed figures name their machine ------------------------------------------------------
+# Speed depends on the CPU (a Xeon with AMX and an AMD EPYC without it differ by 2x on the same
+# command), so a speed figure is only true together with the machine that gave it. A "speed
+# figure" is a number with a unit of throughput or duration (tokens/s, GB/s, ms per step, 37 s,
+# 2 minutes) or a speed ratio (1.9x faster). The machine is named in the project's form:
+# "2-core AMD EPYC (AVX-512 yes, AVX-512 BF16 yes, AMX no)" (what `python -m
+# sprints.01_setup_and_basics.results.devices` prints), or a GPU by name. It must stand in
+# the figure's own paragraph/table, or earlier in the same section (under the same heading).
+_RATE = (r"(?:tok(?:ens)?/s|tokens per second|it/s|steps?/s|ms/step|ms per step|ms / step|"
+         r"s/epoch|s per epoch|[TGM]FLOP/s|[GMK]B/s|samples/s|images/s|digits/s)")
+_DURATION = r"(?:ms|s|sec|seconds|min|minutes|hours)"
+SPEED_FIGURE = re.compile(
+    rf"(?<![\w.])\d[\d,]*(?:\.\d+)?(?:\s?{_RATE}|\s{_DURATION}\b|ms\b)"
+    r"|(?<![\w.])\d+(?:\.\d+)?x (?:faster|slower|as fast)")
+MACHINE = re.compile(r"\b\d+-core [^\n()]*\((?=[^()]*AVX-512\s(?:yes|no))"
+                     r"(?=[^()]*AMX\s(?:yes|no))[^()]*\)"
+                     r"|\b(?:NVIDIA|A100|H100|H200|V100|RTX ?\d{3,4}|Apple M\d)")
+# Durations that are settings, not measurements (a retry back-off, a timeout).
+NOT_A_MEASUREMENT = re.compile(r"(?:back[- ]?off|timeout|timeouts|retry|retries|wait)\b[^.\n]{0,30}$")
+
+
+def _unmachined_speed_figures(text: str) -> list[str]:
+    text = re.sub(r"```.*?```", lambda m: "\n" * m.group(0).count("\n"), text, flags=re.S)
+    found, machine_in_section, paragraph = [], False, []
+    lines = text.split("\n") + [""]
+    for number, line in enumerate(lines, 1):
+        if line.startswith("#"):
+            machine_in_section = False
+        if line.strip() and not line.startswith("#"):
+            paragraph.append((number, re.sub(r"`[^`]*`", "", line)))
+            continue
+        block = "\n".join(text for _, text in paragraph)
+        machine_in_section = machine_in_section or bool(MACHINE.search(block))
+        if not machine_in_section:
+            for n, text_line in paragraph:
+                for match in SPEED_FIGURE.finditer(text_line):
+                    if not NOT_A_MEASUREMENT.search(text_line[:match.start()]):
+                        found.append(f"line {n}: {match.group(0)!r} in {text_line.strip()[:90]!r}")
+        paragraph = []
+    return found
+
+
+def test_the_speed_figure_check_itself():
+    machine = "2-core AMD EPYC (AVX-512 yes, AVX-512 BF16 yes, AMX no)"
+    assert _unmachined_speed_figures("It trains at 1,881 tokens/s.\n")
+    assert _unmachined_speed_figures("It reaches 1.85 in about 37 s.\n")
+    assert _unmachined_speed_figures("Ours is 1.95x faster.\n")
+    assert _unmachined_speed_figures("# A\n\nOn a " + machine + ".\n\n# B\n\nIt takes 3 s.\n")
+    assert _unmachined_speed_figures("On a 2-core Xeon it takes 3 s.\n")  # no AVX-512/AMX
+    assert not _unmachined_speed_figures(f"On a {machine}: 1,881 tokens/s.\n")
+    assert not _unmachined_speed_figures("3 s on a 2-core Xeon (AVX-512 yes,\nAMX yes).\n")
+    assert not _unmachined_speed_figures(f"# A\n\nMachine: {machine}.\n\n| x | 37 s |\n")
+    assert not _unmachined_speed_figures("Retries back off by 1 s, then 2 s.\n")
+    assert not _unmachined_speed_figures("```\n$ run\n12.5 tokens/s\n```\n")
+
+
+@pytest.mark.parametrize("md", _tracked_markdown(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_speed_figures_name_the_machine(md):
+    found = _unmachined_speed_figures(md.read_text(encoding="utf-8"))
+    assert not found, (f"{md.relative_to(ROOT)}: speed figures without the machine that "
+                       "measured them (name it as `python -m "
+                       "sprints.01_setup_and_basics.results.devices` prints it):\n"
+                       + "\n".join(found))
