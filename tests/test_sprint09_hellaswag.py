@@ -165,6 +165,20 @@ def test_bfloat16_autocast_scores_close_to_float32(gpt2_setup):
     encoded = hs.encode_items(ITEMS[:2], tok_mod.get_tokenizer("gpt2"))
     sums, _ = hs.score_endings(ours, encoded, CPU, dtype=torch.bfloat16, batch_size=8)
     torch.testing.assert_close(sums, ref_sums[:2], rtol=0.03, atol=0.3)
+    assert not torch.allclose(sums, ref_sums[:2], rtol=1e-6, atol=1e-6)  # bf16 did run
+
+
+def test_dropout_is_off_while_scoring_and_the_mode_is_restored():
+    chars = sorted(set(CHARS_ITEM["ctx"] + " " + "".join(CHARS_ITEM["endings"])))
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=len(chars), block_size=64, n_layer=1, n_head=2, n_embd=16,
+                          dropout=0.5))
+    encoded = hs.encode_items([CHARS_ITEM], tok_mod.CharTokenizer(chars))
+    model.train()
+    first, _ = hs.score_endings(model, encoded, CPU)
+    assert model.training
+    again, _ = hs.score_endings(model.eval(), encoded, CPU)
+    assert torch.equal(first, again) and not model.training
 
 
 CHARS_ITEM = item(0, "the cat sat on the mat and looked at the dog across the room for a", "while",
