@@ -19,14 +19,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .data_errors import DataError  # re-exported: train_gpt2 and the tests use data.DataError
+
 TINY_SHAKESPEARE_URL = (
     "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 )
 DEFAULT_DATA_FILE = Path("data") / "tinyshakespeare" / "input.txt"
-
-
-class DataError(ValueError):
-    """Input text that cannot be used, with a message saying what to do instead."""
 
 
 def download(
@@ -150,15 +148,28 @@ def batch_offsets(n_tokens: int, block_size: int, batch_size: int,
     return rng.integers(0, n_tokens - block_size, size=batch_size)
 
 
-def get_batch(ids: np.ndarray, block_size: int, batch_size: int, seed: int, step: int,
+def read_windows(ids, starts: np.ndarray, length: int) -> np.ndarray:
+    """``ids[s:s + length]`` for each start, as one (len(starts), length) array. ``ids`` is a
+    NumPy array or a ``shards.ShardSet`` (memory-mapped shards, read only where needed)."""
+    if isinstance(ids, np.ndarray):
+        # (b, 1) + (length,) -> (b, length) indices
+        return ids[starts[:, None] + np.arange(length)]
+    return ids.windows(starts, length)
+
+
+def get_batch(ids, block_size: int, batch_size: int, seed: int, step: int,
               micro_step: int = 0, rank: int = 0, world_size: int = 1
               ) -> tuple[torch.Tensor, torch.Tensor]:
-    """This rank's rows of the global batch: inputs x and next-token targets y, both (b, T)."""
+    """This rank's rows of the global batch: inputs x and next-token targets y, both (b, T).
+
+    ``ids``: a NumPy array or a ``shards.ShardSet``; both give the same batch for the same ids,
+    so resume and data-parallel equality hold for prepared shards too.
+    """
     starts = batch_offsets(len(ids), block_size, batch_size, seed, step, micro_step)
     per_rank = batch_size // world_size
     starts = starts[rank * per_rank:(rank + 1) * per_rank]
-    # (b, 1) + (T+1,) -> (b, T+1) window indices; x is the window minus its last token.
-    windows = torch.from_numpy(ids[starts[:, None] + np.arange(block_size + 1)].astype(np.int64))
+    # (b, T+1) windows; x is each window minus its last token, y minus its first.
+    windows = torch.from_numpy(read_windows(ids, starts, block_size + 1).astype(np.int64))
     return windows[:, :-1], windows[:, 1:]
 
 
