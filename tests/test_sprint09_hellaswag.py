@@ -371,7 +371,7 @@ def test_cli_init_from_hf_directory_downloads_from_a_local_server(hf_tokenizer, 
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/hellaswag_val.jsonl"
         code, _, err = run_cli(["--init-from", str(tmp_path / "hf"), "--data-url", url,
-                                "--data-dir", str(tmp_path / "data"),
+                                "--download-dir", str(tmp_path / "data"),
                                 "--out-dir", str(tmp_path / "out")], capsys)
     finally:
         server.shutdown()
@@ -405,7 +405,7 @@ def test_offline_download_names_data_file(tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "data" / "hellaswag_val.jsonl").exists()
     monkeypatch.setattr(hs.data_lib.time, "sleep", lambda seconds: None)  # skip the backoff
     code, _, stderr = run_cli(["--init-from", "unused", "--data-url", url,
-                               "--data-dir", str(tmp_path / "data"),
+                               "--download-dir", str(tmp_path / "data"),
                                "--out-dir", str(tmp_path / "out")], capsys)
     assert code == 1
     assert "--data-file" in stderr and "offline" in stderr and "Traceback" not in stderr
@@ -452,3 +452,45 @@ def test_missing_and_binary_files_and_usage_errors(tmp_path, capsys):
                                str(write_jsonl(tmp_path / "v.jsonl", ITEMS[:1])),
                                "--out-dir", str(tmp_path / "out")], capsys)
     assert code == 1 and "no checkpoint file" in stderr
+
+
+def test_train_gpt2_logs_hellaswag_during_training(tmp_path):
+    # --hellaswag-every 5 over 10 steps: scored at steps 5 and 10, in TensorBoard and the JSONL
+    # log; the step-10 value is the score of the step-10 checkpoint, recomputed here.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train_gpt2 = import_module("sprints.09_train_gpt2.results.train_gpt2")
+    items = [dict(CHARS_ITEM, ind=i, label=i % 4) for i in range(3)]
+    text = (CHARS_ITEM["ctx"] + " " + " ".join(CHARS_ITEM["endings"]) + "\n") * 60
+    data, out = tmp_path / "input.txt", tmp_path / "run"
+    data.write_text(text, encoding="utf-8")
+    jsonl = write_jsonl(tmp_path / "hs.jsonl", items)
+    assert train_gpt2.main([
+        "--data-file", str(data), "--out-dir", str(out), "--cache-dir", str(tmp_path / "c"),
+        "--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "32",
+        "--batch-size", "4", "--max-steps", "10", "--eval-interval", "10", "--sample-tokens",
+        "0", "--threads", "1", "--no-progress", "--hellaswag-every", "5",
+        "--hellaswag-file", str(jsonl)]) == 0
+    events = EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    logged = {e.step: e.value for e in events.Scalars("hellaswag/acc_norm")}
+    assert sorted(logged) == [5, 10]
+    assert [e.step for e in events.Scalars("hellaswag/acc")] == [5, 10]
+    lines = [json.loads(ln) for ln in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [ln["step"] for ln in lines if "hellaswag/acc" in ln] == [5, 10]
+    model, tok = hs.load_model(checkpoint=str(out / "latest.pt"))
+    again = hs.evaluate_hellaswag(model, tok, items, CPU)
+    assert logged[10] == pytest.approx(again["acc_norm"], abs=1e-6)
+
+
+def test_train_gpt2_refuses_hellaswag_its_vocabulary_cannot_write(tmp_path, capsys):
+    train_gpt2 = import_module("sprints.09_train_gpt2.results.train_gpt2")
+    data = tmp_path / "input.txt"
+    data.write_text("abc abc cab " * 300, encoding="utf-8")
+    jsonl = write_jsonl(tmp_path / "hs.jsonl", ITEMS[:2])
+    assert train_gpt2.main(["--data-file", str(data), "--out-dir", str(tmp_path / "run"),
+                            "--cache-dir", str(tmp_path / "c"), "--n-layer", "1", "--n-head",
+                            "2", "--n-embd", "16", "--block-size", "16", "--max-steps", "2",
+                            "--threads", "1", "--no-progress", "--hellaswag-every", "1",
+                            "--hellaswag-file", str(jsonl)]) == 1
+    assert "train with --tokenizer gpt2" in capsys.readouterr().err

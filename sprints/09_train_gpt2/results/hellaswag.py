@@ -29,7 +29,6 @@ Under torch.distributed every rank must call ``evaluate_hellaswag`` (it all-redu
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
@@ -44,6 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from . import data as data_lib
+from .precision import autocast
 
 _arg_types = import_module("sprints.01_setup_and_basics.results.arg_types")
 _devices = import_module("sprints.01_setup_and_basics.results.devices")
@@ -205,12 +205,6 @@ def ending_windows(context: list[int], ending: list[int], block_size: int
 
 
 # ----- scoring -----------------------------------------------------------------------------
-def _autocast(device: torch.device, dtype: torch.dtype):
-    if dtype == torch.float32:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=dtype)
-
-
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
     # A DDP wrapper syncs buffers in forward: ranks doing different numbers of forwards would
     # hang, so score with the module inside.
@@ -267,7 +261,7 @@ def score_endings(model: torch.nn.Module, encoded: list[EncodedItem], device: to
                     targets[b, len(x) - len(tgt):len(x)] = torch.tensor(tgt)
                 owners = torch.tensor([owner for _, _, owner in batch])
                 owner_of_target = owners[:, None].expand_as(targets)[targets != -100]  # (N,)
-                with _autocast(device, dtype):
+                with autocast(device, dtype):
                     losses = _target_losses(model, idx.to(device), targets.to(device))
                 sums.index_add_(0, owner_of_target, losses.double().cpu())
                 bar.update(len(batch))
@@ -374,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which official file to download (test has no public labels)")
     p.add_argument("--data-url", default=None,
                    help="download from here instead of the official address")
-    p.add_argument("--data-dir", type=Path, default=DEFAULT_DOWNLOAD_DIR,
+    p.add_argument("--download-dir", type=Path, default=DEFAULT_DOWNLOAD_DIR,
                    help="where the download is cached")
     p.add_argument("--limit", type=_arg_types.positive_int, default=None,
                    help="score only the first N items (the whole val split is 10,042)")
@@ -420,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:
         return _fail(f"cannot create --out-dir {args.out_dir} ({error}); pass a writable folder")
     try:
-        items = load_items(args.data_file, args.data_dir, args.limit, args.split, args.data_url)
+        items = load_items(args.data_file, args.download_dir, args.limit, args.split, args.data_url)
         model, tokenizer = load_model(
             str(args.checkpoint) if args.checkpoint else None, args.init_from)
     except (HellaSwagError, OSError, ValueError) as error:  # CheckpointError is a ValueError
@@ -449,7 +443,8 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out_dir / "hellaswag.json"
     _write_json(out, {
         **result, "model": source, "tokenizer": tokenizer.name,
-        "data_file": str(args.data_file or Path(args.data_dir) / f"hellaswag_{args.split}.jsonl"),
+        "data_file": str(args.data_file
+                         or Path(args.download_dir) / f"hellaswag_{args.split}.jsonl"),
         "limit": args.limit, "device": str(device), "dtype": args.dtype,
         "batch_size": args.batch_size, "seconds": round(seconds, 3),
         "items_per_s": round(n / seconds, 2) if seconds > 0 else None,

@@ -30,7 +30,7 @@ import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 
 from . import data as data_lib  # noqa: E402
-from . import fsdp  # noqa: E402
+from . import fsdp, hellaswag  # noqa: E402
 from .checkpoint_state import (  # noqa: E402
     Progress,
     gather_rank_rngs,
@@ -117,6 +117,28 @@ def device_name(device: torch.device) -> str:
     return f"{_devices.describe_cpu()}, {torch.get_num_threads()} torch thread(s)"
 
 
+def load_hellaswag(args, tokenizer, rank: int) -> list:
+    """The HellaSwag items for --hellaswag-every, tokenized once (rank 0 downloads them)."""
+    download = args.hellaswag_file is None and dist.is_initialized()
+    if download and rank != 0:
+        dist.barrier()  # let rank 0 download first
+    items = hellaswag.load_items(args.hellaswag_file, hellaswag.DEFAULT_DOWNLOAD_DIR,
+                                 args.hellaswag_items)
+    if download and rank == 0:
+        dist.barrier()
+    encoded = hellaswag.encode_items(items, tokenizer)
+    skipped = sum(item is None for item in encoded)
+    if skipped == len(encoded):
+        raise hellaswag.HellaSwagError(
+            f"--hellaswag-every: none of the {len(items)} HellaSwag items can be written with "
+            f"the {tokenizer.name} tokenizer's vocabulary; train with --tokenizer gpt2")
+    if skipped and rank == 0:
+        print(f"warning: --hellaswag-every scores {len(encoded) - skipped} of {len(items)} "
+              f"items; {skipped} use characters outside the {tokenizer.name} vocabulary",
+              file=sys.stderr)
+    return encoded
+
+
 def diverged_message(loss: float, step: int, latest_path: Path, last_good: int | None) -> str:
     where = (f"the last good checkpoint {latest_path} (step {last_good}) is intact"
              if last_good is not None else "no checkpoint had been written yet")
@@ -137,6 +159,7 @@ def train(args: argparse.Namespace) -> dict:
     check_settings(args, world_size)
     source_tokenizer = (resume_ckpt or init_ckpt or {}).get("extra", {}).get("tokenizer")
     tokenizer, tokens = load_text_and_tokenizer(args, source_tokenizer, rank)
+    hellaswag_items = load_hellaswag(args, tokenizer, rank) if args.hellaswag_every else None
 
     # --- model and optimizer (one seed before building: the same initial weights on all ranks)
     torch.manual_seed(args.seed)
@@ -224,6 +247,17 @@ def train(args: argparse.Namespace) -> dict:
                     sample = sample_text(model, tokenizer, args.sample_tokens, args.seed + step,
                                          device)
                 log.evaluation(step, last_val, now, sample)
+
+            if hellaswag_items and (is_last or step % args.hellaswag_every == 0):
+                # Under FSDP every forward is a collective: each rank scores all the items.
+                split = (0, 1) if sharded else (rank, world_size)
+                scores = hellaswag.evaluate_hellaswag(model, tokenizer, hellaswag_items, device,
+                                                      dtype, rank=split[0], world_size=split[1])
+                log.scalars(step, {"hellaswag/acc": scores["acc"],
+                                   "hellaswag/acc_norm": scores["acc_norm"]},
+                            time.time() - t_start)
+                log.print(f"step {step}: HellaSwag acc {scores['acc']:.4f}, acc_norm "
+                          f"{scores['acc_norm']:.4f} ({scores['n']} items)")
 
             # Every rank takes the same decision (the validation loss is all-reduced).
             save_latest = is_last or reached or (
