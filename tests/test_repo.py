@@ -108,7 +108,8 @@ MACHINE = re.compile(r"\b\d+-core [^\n()]*\((?=[^()]*AVX-512\s(?:yes|no))"
                      r"(?=[^()]*AMX\s(?:yes|no))[^()]*\)"
                      r"|\b(?:NVIDIA|A100|H100|H200|V100|RTX ?\d{3,4}|Apple M\d)")
 # Durations that are settings, not measurements (a retry back-off, a timeout).
-NOT_A_MEASUREMENT = re.compile(r"(?:back[- ]?off|timeout|timeouts|retry|retries|wait)\b[^.\n]{0,30}$")
+NOT_A_MEASUREMENT = re.compile(
+    r"(?:back[- ]?off|timeout|timeouts|retry|retries|wait)\b[^.\n]{0,30}$")
 
 
 def _unmachined_speed_figures(text: str) -> list[str]:

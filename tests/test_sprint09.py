@@ -182,6 +182,11 @@ def test_linear_cross_entropy_matches_torch():
     # bf16 matmuls: close to the float32 reference
     bf = lm_loss.linear_cross_entropy(h, w, t, chunk_size=7, compute_dtype=torch.bfloat16)
     assert abs(bf.item() - ref.item()) < 0.05
+    # a frozen output matrix (LoRA): the same gradient of h, and none for the matrix
+    frozen = w.detach()
+    (g_h,) = torch.autograd.grad(lm_loss.linear_cross_entropy(h, frozen, t, chunk_size=5), h)
+    torch.testing.assert_close(g_h, torch.autograd.grad(
+        F.cross_entropy(h @ frozen.T, t, ignore_index=-100), h)[0], rtol=1e-4, atol=1e-6)
 
 
 def test_hidden_states_times_head_are_the_gpt_logits():

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from .utils import atomic_write
 
 TRANSPOSED = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 HF_WEIGHTS = "model.safetensors"
@@ -137,17 +138,6 @@ def read_pretrained(directory: Path) -> tuple[dict[str, Any], dict[str, Tensor]]
     raise FileNotFoundError(f"{directory} has no {HF_WEIGHTS} (nor pytorch_model.bin)")
 
 
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_pretrained(model: nn.Module, directory: str | os.PathLike) -> Path:
     """Write ``config.json`` + ``model.safetensors`` that ``GPT2LMHeadModel`` loads."""
     from safetensors.torch import save_file
@@ -157,11 +147,11 @@ def write_pretrained(model: nn.Module, directory: str | os.PathLike) -> Path:
     tensors = state_dict_to_hf(model)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    _atomic_write(
+    atomic_write(
         directory / HF_CONFIG,
         lambda tmp: Path(tmp).write_text(json.dumps(hf_config, indent=2) + "\n", "utf-8"),
     )
-    _atomic_write(
+    atomic_write(
         directory / HF_WEIGHTS, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"})
     )
     return directory

@@ -74,6 +74,25 @@ def _find_unloadable(value: Any, where: str) -> str | None:
     return f"{where}: {kind.__module__}.{kind.__qualname__}"
 
 
+def atomic_write(path: str | os.PathLike, write) -> Path:
+    """Call ``write(temporary_path)``, then rename the finished file over ``path``.
+
+    For any writer that takes a file name (``safetensors.torch.save_file``, ``fig.savefig``,
+    a JSON dump): a crash or a full disk midway leaves the old ``path`` as it was, and the
+    temporary file is removed.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
 def save_checkpoint(path: str | os.PathLike, **state: Any) -> Path:
     """``save_checkpoint("runs/x/ckpt.pt", model=model, optimizer=opt, step=100, config=cfg)``.
 

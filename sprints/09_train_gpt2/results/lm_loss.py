@@ -37,7 +37,8 @@ class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h, weight, targets, chunk_size, compute_dtype):
         n = h.shape[0]
-        need_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
+        need_grad_h, need_grad_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        need_grad = need_grad_h or need_grad_w  # a frozen head (LoRA) skips the (V, C) product
         hc = h.to(compute_dtype)
         wc = weight.to(compute_dtype)
         valid = targets != IGNORE_INDEX
@@ -45,9 +46,10 @@ class _LinearCrossEntropy(torch.autograd.Function):
         safe_targets = torch.where(valid, targets, torch.zeros_like(targets))
         all_valid = bool(valid.all())
         loss_sum = torch.zeros((), dtype=torch.float32, device=h.device)
-        grad_h = torch.empty(h.shape, dtype=compute_dtype, device=h.device) if need_grad else None
+        grad_h = (torch.empty(h.shape, dtype=compute_dtype, device=h.device) if need_grad_h
+                  else None)
         grad_w = (torch.zeros(weight.shape, dtype=torch.float32, device=h.device)
-                  if need_grad else None)
+                  if need_grad_w else None)
         for s, e in _chunks(n, chunk_size):
             logits = hc[s:e] @ wc.T  # (n_c, C) @ (C, V) -> (n_c, V)
             # The softmax kernel sums the exponentials in float32 whatever its dtype. When
@@ -71,7 +73,10 @@ class _LinearCrossEntropy(torch.autograd.Function):
             if not all_valid:
                 probs[~v] = 0.0  # ignored positions contribute nothing
             g = probs  # (n_c, V), compute_dtype
-            grad_h[s:e] = g @ wc  # (n_c, V) @ (V, C) -> (n_c, C)
+            if need_grad_h:
+                grad_h[s:e] = g @ wc  # (n_c, V) @ (V, C) -> (n_c, C)
+            if not need_grad_w:
+                continue
             if compute_dtype == torch.float32:
                 grad_w.addmm_(g.T, hc[s:e])  # (V, n_c) @ (n_c, C) -> (V, C)
             else:
@@ -84,10 +89,11 @@ class _LinearCrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_out):
-        grad_h, grad_w = ctx.saved_tensors
+        grad_h, grad_w = ctx.saved_tensors  # either may be None (not needed)
         scale = grad_out * ctx.scale
         h_dtype, w_dtype = ctx.dtypes
-        return (grad_h * scale).to(h_dtype), (grad_w * scale).to(w_dtype), None, None, None
+        return ((grad_h * scale).to(h_dtype) if grad_h is not None else None,
+                (grad_w * scale).to(w_dtype) if grad_w is not None else None, None, None, None)
 
 
 def linear_cross_entropy(h: Tensor, weight: Tensor, targets: Tensor, chunk_size: int = 2048,

@@ -27,9 +27,7 @@ import contextlib
 import dataclasses
 import json
 import math
-import os
 import sys
-import tempfile
 import time
 from importlib import import_module
 from pathlib import Path
@@ -117,12 +115,6 @@ def default_loss_chunk(use_lora: bool, vocab_size: int) -> int:
     return 2048 if not use_lora and vocab_size >= 8192 else 0
 
 
-def tokenizer_record(tokenizer) -> dict:
-    """What a checkpoint stores so that generate.py can rebuild the tokenizer."""
-    return tokenizer.to_dict() if hasattr(tokenizer, "to_dict") else {"type": tokenizer.name}
-
-
-# ----- training ----------------------------------------------------------------------------
 def train_step(loss_fn, optimizer, params, x, y, grad_clip: float, autocast) -> tuple:
     """One optimizer step on the batch (x, y); returns (loss, gradient norm or None)."""
     import torch
@@ -156,17 +148,6 @@ def evaluate(loss_fn, ids, block_size: int, batch_size: int, max_tokens: int, de
     return total / count
 
 
-def _write_atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def plot_losses(records: list[dict], path: Path, title: str) -> None:
     import matplotlib
 
@@ -184,7 +165,8 @@ def plot_losses(records: list[dict], path: Path, title: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    _write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    utils = import_module("sprints.08_gpt2_assembly.results.utils")
+    utils.atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
     plt.close(fig)
 
 
@@ -302,9 +284,11 @@ def run(args) -> dict:
     if use_lora:
         written["adapter"] = str(lora.save_adapter(model, out / "adapter", args.init_from))
         model = lora.merge_and_unload(model)  # W + (alpha / r) B A: an ordinary GPT again
+    tokenizer_state = import_module("sprints.09_train_gpt2.results.checkpoint_state"
+                                    ).tokenizer_state
     written["checkpoint"] = str(utils.save_checkpoint(
         out / "model.pt", model=model, config=model.config, step=best["step"],
-        extra={"tokenizer": tokenizer_record(tokenizer), "init_from": args.init_from,
+        extra={"tokenizer": tokenizer_state(tokenizer), "init_from": args.init_from,
                "val_loss": best["val_loss"], "lora": mode if use_lora else None}))
     try:
         written["hf_model"] = str(model.save_pretrained(out / "hf_model"))
@@ -319,8 +303,8 @@ def run(args) -> dict:
         "best_val_loss": best["val_loss"], "best_step": best["step"],
         "train_seconds": train_s, "device": str(device), "dtype": args.dtype, "files": written,
     }
-    _write_atomic(out / "summary.json",
-                  lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2) + "\n"))
+    utils.atomic_write(out / "summary.json",
+                       lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2) + "\n"))
     print(f"validation loss {base_val:.4f} before, best {best['val_loss']:.4f} at step "
           f"{best['step']}; {args.max_steps} steps in {train_s:.1f} s; wrote {out}/")
     return summary

@@ -24,12 +24,14 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+_utils = import_module("sprints.08_gpt2_assembly.results.utils")
 
 # c_proj names both attn.c_proj and mlp.c_proj: these three cover every linear of a block.
 DEFAULT_TARGETS = ("c_attn", "c_proj", "c_fc")
@@ -206,17 +208,6 @@ def adapter_state_dict(model: nn.Module) -> dict[str, Tensor]:
     return out
 
 
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_adapter(
     model: nn.Module, directory: str | os.PathLike, base_model_name_or_path: str | None = None
 ) -> Path:
@@ -243,11 +234,11 @@ def save_adapter(
     tensors = adapter_state_dict(model)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    _atomic_write(
+    _utils.atomic_write(
         directory / ADAPTER_CONFIG,
         lambda tmp: Path(tmp).write_text(json.dumps(config, indent=2) + "\n", "utf-8"),
     )
-    _atomic_write(
+    _utils.atomic_write(
         directory / ADAPTER_WEIGHTS,
         lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}),
     )
