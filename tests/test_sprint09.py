@@ -109,6 +109,26 @@ def test_lr_schedule_matches_closed_form_and_torch_scheduler():
         assert lr_schedule.lr_at(s, max_lr, min_lr, warmup, decay) == min_lr
 
 
+def test_wsd_schedule_is_warmup_then_constant_then_torchs_linear_cooldown():
+    max_lr, min_lr, warmup, decay, fraction = 2e-2, 0.0, 10, 100, 0.3
+    lr = [lr_schedule.lr_at(s, max_lr, min_lr, warmup, decay, "wsd", fraction)
+          for s in range(decay + 5)]
+    cooldown_start = decay - 30
+    assert lr[:warmup] == pytest.approx([max_lr * (s + 1) / warmup for s in range(warmup)])
+    assert lr[warmup:cooldown_start] == [max_lr] * (cooldown_start - warmup)
+    # the cooldown is torch's LinearLR from factor 1 down to min_lr / max_lr
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=max_lr)
+    sched = torch.optim.lr_scheduler.LinearLR(opt, start_factor=1.0, end_factor=min_lr / max_lr,
+                                              total_iters=decay - cooldown_start)
+    for s in range(cooldown_start, decay + 5):
+        assert lr[s] == pytest.approx(opt.param_groups[0]["lr"], abs=1e-12), s
+        opt.step()
+        sched.step()
+    with pytest.raises(ValueError, match="unknown schedule"):
+        lr_schedule.lr_at(50, max_lr, min_lr, warmup, decay, "step")
+
+
 def small_gpt(vocab=11, **kw):
     torch.manual_seed(0)
     cfg = dict(vocab_size=vocab, block_size=16, n_layer=2, n_head=2, n_embd=16)

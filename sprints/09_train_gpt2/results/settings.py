@@ -22,7 +22,8 @@ _devices = import_module("sprints.01_setup_and_basics.results.devices")
 DEFAULTS: dict = dict(
     tokenizer=None, model=None, n_layer=4, n_head=4, n_embd=128, block_size=64, dropout=0.0,
     bias=True, optimizer="adamw", lr=1e-3, muon_lr=0.02, min_lr=1e-4, warmup_steps=50,
-    lr_decay_steps=None, weight_decay=0.1, beta1=0.9, beta2=0.99, grad_clip=1.0,
+    lr_decay_steps=None, lr_schedule="cosine", cooldown_fraction=0.5, weight_decay=0.1,
+    beta1=0.9, beta2=0.99, grad_clip=1.0,
     grad_accum_steps=1, batch_size=12, max_steps=300, eval_interval=100, eval_start=0,
     eval_batch_size=None, sample_tokens=200, dtype="auto", threads=None, loss_chunk=None,
     checkpoint_interval=None,
@@ -94,7 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--warmup-steps", type=int, default=None,
                    help=f"default {d['warmup_steps']}")
     g.add_argument("--lr-decay-steps", type=int, default=None,
-                   help="step where cosine decay reaches --min-lr (default --max-steps)")
+                   help="step where the decay reaches --min-lr (default --max-steps)")
+    g.add_argument("--lr-schedule", choices=["cosine", "wsd"], default=None,
+                   help="after warmup: cosine decay, or wsd (constant, then a linear "
+                        f"cooldown); default {d['lr_schedule']}")
+    g.add_argument("--cooldown-fraction", type=float, default=None,
+                   help="wsd: share of the decay steps spent cooling down linearly to "
+                        f"--min-lr (default {d['cooldown_fraction']})")
     g.add_argument("--weight-decay", type=float, default=None,
                    help=f"on 2-D weights only, default {d['weight_decay']}")
     g.add_argument("--beta1", type=float, default=None)
@@ -191,7 +198,7 @@ def check_settings(args: argparse.Namespace, world_size: int) -> None:
         if value is not None and value < low:
             problems.append(f"--{key.replace('_', '-')} must be >= {low}, got {value}")
     for key in ("lr", "muon_lr", "min_lr", "weight_decay", "beta1", "beta2", "grad_clip",
-                "dropout", "target_val_loss"):
+                "dropout", "target_val_loss", "cooldown_fraction"):
         value = getattr(args, key, None)
         if value is not None and not math.isfinite(value):  # NaN passes every comparison
             problems.append(f"--{key.replace('_', '-')} must be a finite number, got {value}")
@@ -205,6 +212,8 @@ def check_settings(args: argparse.Namespace, world_size: int) -> None:
     if args.batch_size % world_size != 0:
         problems.append(f"--batch-size {args.batch_size} is the global batch and must be "
                         f"divisible by the {world_size} processes")
+    if not 0.0 < args.cooldown_fraction <= 1.0:
+        problems.append(f"--cooldown-fraction must be in (0, 1], got {args.cooldown_fraction}")
     if not 0.0 <= args.dropout < 1.0:
         problems.append(f"--dropout must be in [0, 1), got {args.dropout}")
     if args.lr <= 0 or args.min_lr < 0 or args.min_lr > args.lr:

@@ -216,7 +216,8 @@ def train(args: argparse.Namespace) -> dict:
     t_loop, tokens_at_loop = time.time(), progress.tokens_seen
     try:
         while progress.step < args.max_steps:
-            lr = lr_at(progress.step, args.lr, args.min_lr, args.warmup_steps, decay_steps)
+            lr = lr_at(progress.step, args.lr, args.min_lr, args.warmup_steps, decay_steps,
+                       args.lr_schedule, args.cooldown_fraction)
             for group in optimizer.param_groups:
                 group["lr"] = lr * group["lr_scale"]
             t_step = time.time()
