@@ -718,3 +718,79 @@ def test_init_from_hugging_face_directory(text_file, tmp_path):
         _, expected = pre(x, y)
     assert step_losses(out)[1] == pytest.approx(expected.item(), rel=1e-4)
     assert torch.load(out / "latest.pt", weights_only=True)["config"]["vocab_size"] == 50257
+
+
+# ----- training from prepared shards (--data-dir) ----------------------------------------------
+prepare_data = import_module(f"{T9}.prepare_data")
+
+
+def prepare_shards(text_file: Path, out: Path, *extra: str) -> Path:
+    # char ids, shards of 2,000 tokens; the first shard is the validation split
+    assert prepare_data.main(["--input", str(text_file), "--out-dir", str(out), "--tokenizer",
+                              "char", "--shard-tokens", "2000", "--val-shards", "1",
+                              "--no-progress", *extra]) == 0
+    return out
+
+
+def shard_ids(directory: Path, split: str) -> np.ndarray:
+    """The split's ids read back with NumPy alone, from the manifest's file list."""
+    manifest = json.loads((directory / "manifest.json").read_text())
+    files = [s["file"] for s in manifest["shards"] if s["split"] == split]
+    return np.concatenate([np.fromfile(directory / f, dtype=np.uint16) for f in files])
+
+
+def dir_args(data_dir, out_dir, *extra) -> list[str]:
+    args = tiny_args("unused", out_dir, *extra)
+    i = args.index("--data-file")
+    return args[:i] + ["--data-dir", str(data_dir)] + args[i + 2:]
+
+
+def test_training_from_prepared_shards_first_loss_eval_tokens_and_resume(text_file, tmp_path):
+    shards = prepare_shards(text_file, tmp_path / "shards")
+    out = tmp_path / "run"
+    assert train_gpt2.main(dir_args(shards, out, "--max-steps", "6", "--eval-interval", "3",
+                                    "--eval-tokens", "500", "--lr-decay-steps", "10")) == 0
+    # The first loss is the fresh model's loss on get_batch over the shards' ids (read here
+    # with np.fromfile); the character vocabulary is the manifest's.
+    manifest = json.loads((shards / "manifest.json").read_text())
+    ckpt = torch.load(out / "latest.pt", weights_only=True)
+    assert ckpt["extra"]["tokenizer"]["chars"] == manifest["tokenizer"]["chars"]
+    torch.manual_seed(1337)
+    fresh = GPT(GPTConfig(**ckpt["config"]))
+    x, y = data_lib.get_batch(shard_ids(shards, "train"), 16, 4, seed=1337, step=0)
+    with torch.no_grad():
+        _, first = fresh(x, y)
+    assert step_losses(out)[1] == pytest.approx(first.item(), rel=1e-5)
+    # --eval-tokens 500: the mean loss over the first 500 predictions of the validation ids.
+    model = GPT(GPTConfig(**ckpt["config"]))
+    model.load_state_dict(ckpt["model"])
+    val = torch.from_numpy(shard_ids(shards, "val")[:501].astype(np.int64))
+    with torch.no_grad():
+        logits = torch.cat([model(val[i:i + 16][None])[0][0] for i in range(0, 500, 16)])
+    expected = F.cross_entropy(logits[:500], val[1:501]).item()
+    assert read_log(out)[-1]["val_loss"] == pytest.approx(expected, rel=1e-5)
+    # Resuming from step 6 to 10 follows an uninterrupted 10-step run.
+    assert train_gpt2.main(dir_args(shards, out, "--max-steps", "10", "--eval-interval", "3",
+                                    "--eval-tokens", "500", "--lr-decay-steps", "10",
+                                    "--resume")) == 0
+    full = tmp_path / "full"
+    assert train_gpt2.main(dir_args(shards, full, "--max-steps", "10", "--eval-interval", "3",
+                                    "--eval-tokens", "500", "--lr-decay-steps", "10")) == 0
+    a, b = step_losses(full), step_losses(out)
+    assert sorted(b) == list(range(1, 11))
+    for s in range(7, 11):
+        assert b[s] == pytest.approx(a[s], rel=1e-6), s
+
+
+def test_prepared_directory_errors_come_before_training(text_file, tmp_path, capsys):
+    shards = prepare_shards(text_file, tmp_path / "shards")
+    out = tmp_path / "run"
+    run_expect_error(dir_args(tmp_path, out), capsys, "has no manifest.json", "prepare_data")
+    run_expect_error(dir_args(shards, out, "--tokenizer", "gpt2"), capsys,
+                     "prepared with the char tokenizer", "--tokenizer char")
+    args = dir_args(shards, out) + ["--data-file", str(text_file)]
+    run_expect_error(args, capsys, "--data-dir and --data-file")
+    victim = shards / json.loads((shards / "manifest.json").read_text())["shards"][-1]["file"]
+    victim.write_bytes(victim.read_bytes()[:-2])  # one token short
+    run_expect_error(dir_args(shards, out), capsys, "truncated")
+    assert not out.exists()  # nothing was written: the checks ran before training

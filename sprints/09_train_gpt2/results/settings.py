@@ -60,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("data")
     g.add_argument("--data-file", type=Path, default=None,
                    help="UTF-8 text to train on; without it Tiny Shakespeare is downloaded")
+    g.add_argument("--data-dir", type=Path, default=None,
+                   help="a directory prepared by prepare_data.py (uint16 shards + "
+                        "manifest.json), memory-mapped: for corpora of any size. Its "
+                        "manifest sets the tokenizer and the validation split")
     g.add_argument("--data-url", default=data_lib.TINY_SHAKESPEARE_URL,
                    help="where to download the default text from")
     g.add_argument("--download-dir", type=Path, default=data_lib.DEFAULT_DATA_FILE.parent,
@@ -119,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(default {d['eval_interval']}); the last step always evaluates")
     g.add_argument("--eval-start", type=int, default=None,
                    help="no evaluation before this step (evaluation costs time)")
+    g.add_argument("--eval-tokens", type=int, default=None,
+                   help="evaluate on the first N tokens of the validation split only (the "
+                        "same N every time; for big corpora). Default: all of it")
     g.add_argument("--eval-batch-size", type=int, default=None,
                    help="windows per evaluation forward (default: about 32k tokens)")
     g.add_argument("--sample-tokens", type=int, default=None,
@@ -189,7 +196,8 @@ def check_settings(args: argparse.Namespace, world_size: int) -> None:
                         "(each head gets n_embd / n_head dimensions)")
     at_least = {key: 1 for key in ("block_size", "batch_size", "max_steps", "grad_accum_steps",
                                    "eval_interval", "checkpoint_interval", "lr_decay_steps",
-                                   "eval_batch_size", "threads", "hellaswag_every",
+                                   "eval_batch_size", "eval_tokens", "threads",
+                                   "hellaswag_every",
                                    "hellaswag_items")}
     at_least.update({key: 0 for key in ("warmup_steps", "eval_start", "sample_tokens",
                                         "weight_decay", "grad_clip", "muon_lr", "loss_chunk")})
@@ -218,6 +226,8 @@ def check_settings(args: argparse.Namespace, world_size: int) -> None:
         problems.append(f"--dropout must be in [0, 1), got {args.dropout}")
     if args.lr <= 0 or args.min_lr < 0 or args.min_lr > args.lr:
         problems.append(f"need 0 <= --min-lr ({args.min_lr}) <= --lr ({args.lr}) and --lr > 0")
+    if args.data_dir is not None and args.data_file is not None:
+        problems.append("--data-dir and --data-file both name the training data; pass one")
     if args.parallel == "fsdp" and args.optimizer == "muon":
         problems.append("--parallel fsdp needs --optimizer adamw: Muon orthogonalises each "
                         "whole matrix, and FSDP leaves only a shard of it on each process")

@@ -54,7 +54,7 @@ from .precision import bf16_is_fast, pick_dtype  # noqa: E402
 from .run_logging import RunLog  # noqa: E402
 from .settings import PRESETS, build_parser, check_settings, resolve_settings  # noqa: E402, F401
 from .train_step import NAN_HOOK_ENV, TrainingError, train_step  # noqa: E402, F401
-from .training_data import load_text_and_tokenizer  # noqa: E402
+from .training_data import load_training_data  # noqa: E402
 
 _utils = import_module("sprints.08_gpt2_assembly.results.utils")
 _devices = import_module("sprints.01_setup_and_basics.results.devices")
@@ -102,7 +102,7 @@ def load_start_checkpoints(args, latest_path: Path) -> tuple[dict | None, dict |
         resume_ckpt = _utils.load_checkpoint(latest_path)
     if args.init_from != "scratch" and Path(args.init_from).is_file():
         init_ckpt = _utils.load_checkpoint(args.init_from)
-    if args.tokenizer is None:  # default: the tokenizer of what we start from
+    if args.tokenizer is None and args.data_dir is None:  # default: what we start from
         pretrained = is_pretrained_name(args.init_from) or Path(args.init_from).is_dir()
         saved = (resume_ckpt or init_ckpt or {}).get("extra", {}).get("tokenizer", {})
         args.tokenizer = "gpt2" if pretrained or saved.get("type") == "gpt2" else "char"
@@ -158,7 +158,7 @@ def train(args: argparse.Namespace) -> dict:
     resume_ckpt, init_ckpt = load_start_checkpoints(args, latest_path)
     check_settings(args, world_size)
     source_tokenizer = (resume_ckpt or init_ckpt or {}).get("extra", {}).get("tokenizer")
-    tokenizer, tokens = load_text_and_tokenizer(args, source_tokenizer, rank)
+    tokenizer, tokens = load_training_data(args, source_tokenizer, rank)
     hellaswag_items = load_hellaswag(args, tokenizer, rank) if args.hellaswag_every else None
 
     # --- model and optimizer (one seed before building: the same initial weights on all ranks)
@@ -237,7 +237,7 @@ def train(args: argparse.Namespace) -> dict:
             improved = False
             if do_eval:
                 last_val = evaluate(loss_module, tokens.val, block, eval_batch, device, dtype,
-                                    rank, world_size, lockstep=sharded)
+                                    rank, world_size, args.eval_tokens, lockstep=sharded)
                 now = time.time() - t_start
                 if args.target_val_loss is not None and last_val <= args.target_val_loss:
                     reached, time_to_target = True, progress.elapsed_before + now

@@ -1,5 +1,6 @@
-"""The tokens train_gpt2 trains on and the tokenizer that made them, from a text file (read
-whole, tokenized once and cached).
+"""The tokens train_gpt2 trains on and the tokenizer that made them: from a text file (read
+whole, tokenized once and cached), or from a directory of memory-mapped shards written by
+prepare_data.py (``--data-dir``), for corpora of any size.
 """
 
 from __future__ import annotations
@@ -9,8 +10,46 @@ from importlib import import_module
 import torch.distributed as dist
 
 from . import data as data_lib
+from . import shards
 
 _tokenizer = import_module("sprints.08_gpt2_assembly.results.tokenizer")
+
+
+def load_training_data(args, ckpt_tokenizer: dict | None, rank: int):
+    """(tokenizer, TokenData): from ``--data-dir`` if given, else from a text file."""
+    if args.data_dir is not None:
+        return load_prepared(args, ckpt_tokenizer, rank)
+    return load_text_and_tokenizer(args, ckpt_tokenizer, rank)
+
+
+def load_prepared(args, ckpt_tokenizer: dict | None, rank: int):
+    """The shards of ``--data-dir``, checked (manifest, sizes, sha256) before training starts.
+
+    Rank 0 verifies first; the other ranks open the directory after a barrier and find every
+    shard in its verified cache instead of hashing it again.
+    """
+    if dist.is_initialized() and rank != 0:
+        dist.barrier()
+    prepared = shards.open_prepared(args.data_dir)
+    if dist.is_initialized() and rank == 0:
+        dist.barrier()
+    kind = prepared.tokenizer["type"]
+    if args.tokenizer is not None and args.tokenizer != kind:
+        prepared.check_fits(prepared.vocab_size, args.tokenizer)  # raises, with advice
+    if ckpt_tokenizer is not None and ckpt_tokenizer.get("type") != kind:
+        raise data_lib.DataError(
+            f"{args.data_dir} holds {kind} token ids but the checkpoint's model reads "
+            f"{ckpt_tokenizer.get('type')} ids; prepare the text with --tokenizer "
+            f"{ckpt_tokenizer.get('type')}")
+    if kind == "char" and ckpt_tokenizer is not None and (
+            ckpt_tokenizer.get("chars") != prepared.tokenizer.get("chars")):
+        raise data_lib.DataError(
+            f"{args.data_dir} was prepared with another character vocabulary than the "
+            "checkpoint's: the same id would mean another character; prepare the text with "
+            "the checkpoint's tokenizer, or train from scratch")
+    args.tokenizer = kind
+    return prepared.make_tokenizer(), data_lib.TokenData(train=prepared.train,
+                                                         val=prepared.val)
 
 
 def load_text_and_tokenizer(args, ckpt_tokenizer: dict | None, rank: int):
