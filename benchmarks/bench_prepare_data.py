@@ -238,6 +238,8 @@ def main() -> None:
                    help="size of the corpus to build (MB)")
     p.add_argument("--procs", type=_arg_types.positive_int, nargs="+", default=[1, 2],
                    help="numbers of tokenizing processes to compare")
+    p.add_argument("--shard-tokens", type=_arg_types.positive_int, default=100_000_000,
+                   help="prepare_data's --shard-tokens (the reader needs >= 2 shards)")
     p.add_argument("--reader-steps", type=_arg_types.positive_int, default=2000,
                    help="get_batch calls (batch 16 x 1024) in the reader measurement")
     p.add_argument("--eval-tokens", type=_arg_types.positive_int, default=500_000,
@@ -271,7 +273,8 @@ def main() -> None:
         prepared = out / f"ours_{n}"
         ours = run_measured([*module, "sprints.09_train_gpt2.results.prepare_data",
                              "--input", str(docs), "--out-dir", str(prepared), "--workers",
-                             str(n), "--val-shards", "1", "--overwrite", "--no-progress"])
+                             str(n), "--val-shards", "1", "--shard-tokens",
+                             str(args.shard_tokens), "--overwrite", "--no-progress"])
         tokens = json.loads((prepared / "manifest.json").read_text())["total_tokens"]
         cache = out / f"hf_cache_{n}"
         shutil.rmtree(cache, ignore_errors=True)

