@@ -163,6 +163,13 @@ def test_cached_encoder_equals_tiktoken(tiktoken_gpt2):
         got = np.frombuffer(encoder.encode(text), dtype="<u2").tolist()
         assert got == tiktoken_gpt2.encode_ordinary(text)
     assert np.frombuffer(encoder.encode("Hello world"), "<u2").tolist() == [15496, 995]
+    long_word = "x" * 500 + " y"
+    assert np.frombuffer(encoder.encode(long_word), "<u2").tolist() == \
+        tiktoken_gpt2.encode_ordinary(long_word)
+    # memory stays bounded: long segments are not kept, and the caches respect their sizes
+    limit = token_encoders.MAX_CACHED_CHARS
+    assert max(map(len, encoder._coarse)) <= limit and max(map(len, encoder._fine)) <= limit
+    assert len(encoder._coarse) <= 300 + 3000 and len(encoder._fine) <= 200 + 3000
 
 
 # ----- prepare_data: ids, shards, manifest -------------------------------------------------------

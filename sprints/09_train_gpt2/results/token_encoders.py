@@ -43,8 +43,9 @@ FINE_PARTS_NUL = re.compile(
     rf"|[0-9]++(?=[^\t-\r !-~\x00])|[{_P}]++(?=[^\t-\r A-Za-z0-9\x00]))*"
     rf"(?:\s++|[A-Za-z]++|[0-9]++|[{_P}]++|{_NQ}++)|\x00")
 _SEPARATOR, _MARKER = "\x00", b"\xff\xff"
-COARSE_CACHE_SIZE = 300_000  # distinct segments kept; about 50 MB per worker when full
-FINE_CACHE_SIZE = 300_000
+COARSE_CACHE_SIZE = 300_000  # distinct segments kept (typically about 50 MB per worker when
+FINE_CACHE_SIZE = 300_000  # full, at most about 80 MB each, segments being <= 64 characters)
+MAX_CACHED_CHARS = 64
 
 
 class CachedGPT2Encoder:
@@ -70,8 +71,10 @@ class CachedGPT2Encoder:
         encodings = self._rust.encode_batch_fast(segments, add_special_tokens=False)
         return [np.asarray(e.ids, dtype=ID_DTYPE).tobytes() for e in encodings]
 
-    def _fill(self, missing: set[str]) -> None:
-        """Put the ids of each coarse segment in ``missing`` into the coarse cache."""
+    def _fill(self, missing: set[str]) -> list[str]:
+        """Put the ids of each coarse segment in ``missing`` into the coarse cache; returns
+        the long ones, to be dropped again once used (long segments rarely repeat and would
+        make the cache's memory depend on the text)."""
         missing = list(missing)
         # One regex pass and one join for all of them: the segments joined by NUL, which
         # FINE_PARTS_NUL keeps apart; NUL's ids are the marker 0xFFFF, which no token id
@@ -82,11 +85,24 @@ class CachedGPT2Encoder:
                 parts = FINE_CUT.split(segment)
                 self._fine_ids(set(parts))
                 self._coarse[segment] = b"".join(map(self._fine.__getitem__, parts))
-            return
-        parts = FINE_PARTS_NUL.findall(joined)
-        self._fine_ids(set(parts))
-        ids = b"".join(map(self._fine.__getitem__, parts)).split(_MARKER)
-        self._coarse.update(zip(missing, ids, strict=True))
+                self._drop_long(self._fine, set(parts))
+        else:
+            parts = FINE_PARTS_NUL.findall(joined)
+            needed = set(parts)
+            self._fine_ids(needed)
+            ids = b"".join(map(self._fine.__getitem__, parts)).split(_MARKER)
+            self._coarse.update(zip(missing, ids, strict=True))
+            self._drop_long(self._fine, needed)
+        if max(map(len, missing)) <= MAX_CACHED_CHARS:
+            return []
+        return [segment for segment in missing if len(segment) > MAX_CACHED_CHARS]
+
+    @staticmethod
+    def _drop_long(cache: dict, keys) -> None:
+        if max(map(len, keys), default=0) > MAX_CACHED_CHARS:
+            for key in keys:
+                if len(key) > MAX_CACHED_CHARS:
+                    cache.pop(key, None)
 
     def _fine_ids(self, needed: set[str]) -> None:
         """Make sure every fine segment in ``needed`` is in the fine cache."""
@@ -106,9 +122,11 @@ class CachedGPT2Encoder:
         if missing and len(self._coarse) + len(missing) > self._coarse_size:
             self._coarse.clear()
             missing = needed
-        if missing:
-            self._fill(missing)
-        return b"".join(map(self._coarse.__getitem__, segments))
+        used_once = self._fill(missing) if missing else []
+        ids = b"".join(map(self._coarse.__getitem__, segments))
+        for segment in used_once:
+            del self._coarse[segment]
+        return ids
 
 
 class CharEncoder:
