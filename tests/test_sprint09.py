@@ -74,6 +74,7 @@ def tiny_args(data_file, out_dir, *extra) -> list[str]:
             "--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16",
             "--batch-size", "4", "--max-steps", "10", "--eval-interval", "5", "--warmup-steps",
             "2", "--lr", "3e-3", "--sample-tokens", "8", "--threads", "1", "--no-progress",
+            "--dtype", "float32",  # auto would differ between CPUs; exact comparisons need one
             *extra]
 
 

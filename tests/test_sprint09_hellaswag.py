@@ -469,7 +469,7 @@ def test_train_gpt2_logs_hellaswag_during_training(tmp_path):
         "--data-file", str(data), "--out-dir", str(out), "--cache-dir", str(tmp_path / "c"),
         "--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "32",
         "--batch-size", "4", "--max-steps", "10", "--eval-interval", "10", "--sample-tokens",
-        "0", "--threads", "1", "--no-progress", "--hellaswag-every", "5",
+        "0", "--threads", "1", "--no-progress", "--dtype", "float32", "--hellaswag-every", "5",
         "--hellaswag-file", str(jsonl)]) == 0
     events = EventAccumulator(str(out / "tensorboard"))
     events.Reload()

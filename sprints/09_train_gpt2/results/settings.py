@@ -25,8 +25,8 @@ DEFAULTS: dict = dict(
     lr_decay_steps=None, lr_schedule="cosine", cooldown_fraction=0.5, weight_decay=0.1,
     beta1=0.9, beta2=0.99, grad_clip=1.0,
     grad_accum_steps=1, batch_size=12, max_steps=300, eval_interval=100, eval_start=0,
-    eval_batch_size=None, sample_tokens=200, dtype="auto", threads=None, loss_chunk=None,
-    checkpoint_interval=None,
+    eval_batch_size=None, eval_tokens=None, sample_tokens=200, dtype="auto", threads=None,
+    loss_chunk=None, checkpoint_interval=None,
 )
 
 # --preset: model AND training settings; flags given explicitly override them.
@@ -39,6 +39,18 @@ PRESETS: dict[str, dict] = {
         bias=True, optimizer="muon", lr=1e-2, muon_lr=0.03, min_lr=0.0, warmup_steps=20,
         weight_decay=0.0, beta2=0.99, batch_size=24, max_steps=350, eval_interval=350,
         eval_start=350, sample_tokens=100, dtype="float32",
+    ),
+    # GPT-2 124M on 10B tokens of FineWeb (or OpenWebText), as build-nanogpt and llm.c
+    # train it: 2**19 = 524,288 tokens per step (64 x 1024 x 8 accumulation steps on one
+    # GPU; with torchrun pass the same global --batch-size 512 and --grad-accum-steps 1 on 8
+    # GPUs), 19,073 steps, AdamW 6e-4 -> 6e-5 over 715 warmup steps + cosine, betas
+    # (0.9, 0.95), weight decay 0.1; evaluation on the first 20 x 64 x 1024 validation tokens.
+    "gpt2-124m": dict(
+        tokenizer="gpt2", n_layer=12, n_head=12, n_embd=768, block_size=1024, dropout=0.0,
+        bias=True, optimizer="adamw", lr=6e-4, min_lr=6e-5, warmup_steps=715,
+        lr_decay_steps=19073, weight_decay=0.1, beta1=0.9, beta2=0.95, grad_clip=1.0,
+        batch_size=64, grad_accum_steps=8, max_steps=19073, eval_interval=250,
+        eval_tokens=20 * 64 * 1024, sample_tokens=64, dtype="auto", checkpoint_interval=1000,
     ),
     # nanoGPT's recommended CPU recipe for shakespeare_char (config/train_shakespeare_char.py
     # plus the README's CPU overrides): the reference the speedrun is measured against.
@@ -151,9 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", choices=_devices.DEVICE_CHOICES, default="auto",
                    help="auto: CUDA, else Apple's MPS, else the CPU")
     g.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default=None,
-                   help="bfloat16 = autocast. auto: bfloat16 on CUDA GPUs that support it, "
-                        "and on CPUs with bf16 matmul hardware (AMX or AVX-512 BF16) for "
-                        "width >= 256; float32 otherwise (measured: README)")
+                   help="bfloat16 = autocast. auto: bfloat16 on CUDA GPUs that support it "
+                        "and on CPUs with bf16 matmul hardware (AMX or AVX-512 BF16), "
+                        "float32 otherwise (measured: README)")
     g.add_argument("--parallel", choices=["ddp", "fsdp"], default="ddp",
                    help="with several processes (torchrun): ddp copies the model to every "
                         "process; fsdp (FSDP2) shards weights, gradients and AdamW state "

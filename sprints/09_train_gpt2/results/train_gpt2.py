@@ -122,8 +122,12 @@ def load_hellaswag(args, tokenizer, rank: int) -> list:
     download = args.hellaswag_file is None and dist.is_initialized()
     if download and rank != 0:
         dist.barrier()  # let rank 0 download first
-    items = hellaswag.load_items(args.hellaswag_file, hellaswag.DEFAULT_DOWNLOAD_DIR,
-                                 args.hellaswag_items)
+    try:
+        items = hellaswag.load_items(args.hellaswag_file, hellaswag.DEFAULT_DOWNLOAD_DIR,
+                                     args.hellaswag_items)
+    except hellaswag.HellaSwagError as error:  # its advice names hellaswag.py's own flag
+        raise hellaswag.HellaSwagError(
+            str(error).replace("--data-file", "--hellaswag-file")) from None
     if download and rank == 0:
         dist.barrier()
     encoded = hellaswag.encode_items(items, tokenizer)
