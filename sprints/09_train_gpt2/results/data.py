@@ -33,8 +33,10 @@ def download(
     timeout: float = 10.0,
     retries: int = 3,
     backoff_s: float = 1.0,
+    offline_hint: str = "pass a local UTF-8 text file with --data-file PATH",
 ) -> Path:
-    """Download ``url`` to ``dest`` once (atomically); a present, non-empty file is reused."""
+    """Download ``url`` to ``dest`` once (atomically); a present, non-empty file is reused.
+    ``offline_hint`` ends the error message: the calling tool's way to use local data."""
     import requests  # imported here: only the download path needs it
 
     dest = Path(dest)
@@ -58,7 +60,7 @@ def download(
                 time.sleep(backoff_s * 2 ** (attempt - 1))
     raise DataError(
         f"Could not download {url} after {retries} tries ({last_error}). "
-        "If this machine is offline, pass a local UTF-8 text file with --data-file PATH."
+        f"If this machine is offline, {offline_hint}."
     )
 
 

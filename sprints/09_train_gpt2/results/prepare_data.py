@@ -359,7 +359,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.input is None and args.hf_dataset is None:
             data = import_module("sprints.09_train_gpt2.results.data")  # imports torch: only here
-            args.input = data.download(dest=data.DEFAULT_DATA_FILE)
+            args.input = data.download(dest=data.DEFAULT_DATA_FILE, offline_hint=(
+                "pass a local text, .jsonl or .parquet file, or a directory of them, with "
+                "--input PATH"))
         corpus = open_corpus(args.input, hf_dataset=args.hf_dataset, hf_config=args.hf_config,
                              split=args.split, text_field=args.text_field)
         out_dir = args.out_dir or default_out_dir(args)
