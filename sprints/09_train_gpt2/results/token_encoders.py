@@ -57,9 +57,10 @@ class CachedGPT2Encoder:
     def __init__(self, coarse_size: int = COARSE_CACHE_SIZE,
                  fine_size: int = FINE_CACHE_SIZE) -> None:
         gpt2 = _tokenizer_lib.get_tokenizer("gpt2")
-        # Sprint 8 keeps its tokenizers.Tokenizer in _tok. encode_special_tokens=True reads a
-        # literal "<|endoftext|>" as text, like tiktoken's encode_ordinary.
-        self._rust = gpt2._tok
+        # A fresh sprint 8 tokenizer of our own, so its backend (the tokenizers.Tokenizer) may
+        # be changed: encode_special_tokens=True reads a literal "<|endoftext|>" as text,
+        # like tiktoken's encode_ordinary.
+        self._rust = gpt2.backend
         self._rust.encode_special_tokens = True
         self.vocab_size = gpt2.vocab_size
         self.eot_token_id = gpt2.eot_token_id

@@ -117,8 +117,8 @@ def gpt2_vocabulary(vocab_dir: str | os.PathLike | None = None) -> tuple[list, l
     import gguf
 
     tok_mod = _sprint8("tokenizer")
-    directory = Path(vocab_dir) if vocab_dir is not None else tok_mod._bundled_gpt2_dir()
-    files = tok_mod._find_vocab_files(directory) if directory is not None else None
+    directory = Path(vocab_dir) if vocab_dir is not None else tok_mod.bundled_gpt2_dir()
+    files = tok_mod.find_vocab_files(directory) if directory is not None else None
     if files is None:
         raise FileNotFoundError(
             "GPT-2's vocabulary files were not found (vocab.json + merges.txt or encoder.json + "
@@ -202,7 +202,7 @@ def load_model(args):
     else:
         model, tokenizer = gen.load_from_pretrained(args.init_from)
         directory = Path(args.init_from)
-        has_vocab = directory.is_dir() and tok_mod._find_vocab_files(directory) is not None
+        has_vocab = directory.is_dir() and tok_mod.find_vocab_files(directory) is not None
         vocab_dir = directory if has_vocab else None
     if not isinstance(tokenizer, tok_mod.GPT2Tokenizer):
         raise ValueError(
