@@ -51,7 +51,7 @@ def main() -> None:
                                             "prepared corpus.")
     p.add_argument("--big", type=Path, default=BENCH_DIR / "ours_1")
     p.add_argument("--small", type=Path, default=BENCH_DIR / "ours_3mb")
-    p.add_argument("--max-steps", type=int, default=300)
+    p.add_argument("--max-steps", type=int, default=100)
     p.add_argument("--out-dir", type=Path, default=Path("runs") / "bench_train_memory")
     args = p.parse_args()
     for d in (args.big, args.small):
