@@ -227,7 +227,7 @@ def check_settings(args: argparse.Namespace, world_size: int) -> None:
     if args.seed < 0:
         problems.append(f"--seed must be >= 0 (it seeds NumPy's batch sampler), got {args.seed}")
     if args.lr_decay_steps is not None and args.lr_decay_steps < args.warmup_steps:
-        problems.append(f"--lr-decay-steps {args.lr_decay_steps} ends the cosine decay before "
+        problems.append(f"--lr-decay-steps {args.lr_decay_steps} ends the decay before "
                         f"the {args.warmup_steps} warmup steps end; make it >= --warmup-steps")
     if not (0.0 <= args.beta1 < 1.0 and 0.0 <= args.beta2 < 1.0):
         problems.append(f"--beta1 and --beta2 must be in [0, 1), got {args.beta1}, {args.beta2}")

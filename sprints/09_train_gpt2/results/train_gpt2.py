@@ -5,11 +5,13 @@
 
 This file is the loop, top to bottom; each piece it calls lives in a module of its own:
 
-    settings.py          the command line, presets, checks       precision.py    --dtype
-    training_data.py     text -> tokens (data.py: batches)        model_setup.py  the GPT, DDP
-    train_step.py        one optimizer step                       evaluation.py   val loss, samples
-    checkpoint_state.py  save / resume                            run_logging.py  TensorBoard, JSONL
-    optimizers.py, lr_schedule.py, lm_loss.py                     AdamW/Muon, warmup+cosine, loss
+    settings.py          the command line, presets, checks      precision.py    --dtype
+    training_data.py     text or shards -> tokens (data.py,     model_setup.py  the GPT, DDP
+                         shards.py: batches)                    fsdp.py         FSDP2
+    train_step.py        one optimizer step                     evaluation.py   val loss, samples
+    checkpoint_state.py  save / resume                          run_logging.py  TensorBoard, JSONL
+    optimizers.py        AdamW / Muon       lr_schedule.py  cosine / WSD    lm_loss.py  the loss
+    hellaswag.py         --hellaswag-every
 """
 
 from __future__ import annotations
@@ -175,7 +177,7 @@ def train(args: argparse.Namespace) -> dict:
     model.to(device)
     if args.parallel == "fsdp" and world_size > 1:
         fsdp.shard_model(model, device, world_size)
-    dtype = pick_dtype(args.dtype, device, model.config.n_embd)
+    dtype = pick_dtype(args.dtype, device)
     # fused AdamW (one kernel per parameter for the whole update) measured fastest on CPU too:
     # 1,881 vs 1,801 tokens/s (foreach) at 6 x 384 on a 2-core Xeon (benchmarks/README.md).
     optimizer = build_optimizer(model, args.optimizer, args.lr, args.weight_decay,
