@@ -307,6 +307,31 @@ def test_from_pretrained_equals_transformers_logits(tmp_path):
         torch.testing.assert_close(ours(idx)[0], hf(idx).logits, atol=1e-5, rtol=0)
 
 
+def test_exact_gelu_option_equals_transformers_both_ways(tmp_path):
+    # activation="gelu" (not GPT-2's tanh approximation) is HF's activation_function="gelu":
+    # our model saved in HF's format gives transformers' logits, and HF's loads back as "gelu".
+    ours = small_gpt(seed=6, activation="gelu")
+    with torch.no_grad():  # pre-activations of order 1, where the two GELUs part
+        for block in ours.transformer.h:
+            block.mlp.c_fc.weight.mul_(30.0)
+            block.mlp.c_proj.weight.mul_(30.0)
+    ours.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["activation_function"] == "gelu"
+    hf = transformers.GPT2LMHeadModel.from_pretrained(tmp_path).eval()
+    idx = torch.randint(0, 100, (2, 32))
+    with torch.no_grad():
+        torch.testing.assert_close(hf(idx).logits, ours(idx)[0], atol=1e-6, rtol=0)
+        again = GPT.from_pretrained(tmp_path).eval()
+        assert again.config.activation == "gelu"
+        torch.testing.assert_close(again(idx)[0], ours(idx)[0], atol=0, rtol=0)
+        # the two GELUs really differ: the same weights with the tanh approximation do not
+        tanh = GPT(GPTConfig(**{**SMALL, "activation": "gelu_tanh"})).eval()
+        tanh.load_state_dict(ours.state_dict())
+        assert (tanh(idx)[0] - ours(idx)[0]).abs().max() > 1e-5  # 10x the tolerance above
+    with pytest.raises(ValueError, match="activation must be one of"):
+        GPTConfig(activation="relu")
+
+
 def test_from_pretrained_reads_openai_style_keys(tmp_path):
     """Files converted from OpenAI's weights: no "transformer." prefix, mask buffers,
     and lm_head.weight saved too."""

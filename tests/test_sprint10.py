@@ -997,3 +997,14 @@ def test_export_gguf_refuses_models_without_gpt2_vocabulary(char_ckpt, tmp_path,
     with pytest.raises(SystemExit) as info:  # neither source given: a usage error
         export_gguf.main(["--out", str(out)])
     assert info.value.code == 2
+
+
+def test_export_gguf_refuses_the_exact_gelu(tmp_path):
+    # llama.cpp's gpt2 graph computes the tanh GELU: an activation="gelu" model would export
+    # silently wrong logits, so it is refused.
+    torch.manual_seed(0)
+    model = model_mod.GPT(config_mod.GPTConfig(vocab_size=50257, block_size=16, n_layer=1,
+                                               n_head=2, n_embd=16, activation="gelu"))
+    with pytest.raises(ValueError, match="tanh approximation"):
+        export_gguf.write_gguf(model, tmp_path / "m.gguf")
+    assert not (tmp_path / "m.gguf").exists()

@@ -15,6 +15,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 POSITION_ENCODINGS = ("learned", "sinusoidal")
+# Our activation name -> Hugging Face GPT2Config.activation_function, and back (HF has three
+# names for the tanh approximation, all the same function).
+ACTIVATIONS = {"gelu_tanh": "gelu_new", "gelu": "gelu"}
+HF_ACTIVATIONS = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh",
+                  "gelu_fast": "gelu_tanh", "gelu": "gelu"}
 
 
 @dataclass
@@ -28,6 +33,10 @@ class GPTConfig:
     bias: bool = True  # biases in the Linear layers and LayerNorms (GPT-2 has them)
     position_encoding: str = "learned"  # "learned" (GPT-2) or "sinusoidal" (sprint 5)
     layer_norm_epsilon: float = 1e-5
+    # "gelu_tanh": GPT-2's tanh approximation (HF's "gelu_new"); "gelu": the exact erf GELU.
+    # Both are GPT-2-compatible in HF's format; the exact one is 4-5x faster on some CPUs,
+    # whose tanh kernel is slow (notes/speedrun.md in sprint 9).
+    activation: str = "gelu_tanh"
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -51,6 +60,11 @@ class GPTConfig:
             raise ValueError(
                 f"GPTConfig: sinusoidal positions pair sin/cos dimensions, so n_embd must be "
                 f"even, got {self.n_embd}"
+            )
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(
+                f"GPTConfig.activation must be one of {tuple(ACTIVATIONS)}, "
+                f"got {self.activation!r}"
             )
         if not self.layer_norm_epsilon > 0:
             raise ValueError(
@@ -109,7 +123,7 @@ class GPTConfig:
             "n_layer": self.n_layer,
             "n_head": self.n_head,
             "n_inner": None,  # None means 4 * n_embd, as here
-            "activation_function": "gelu_new",  # HF's name for GELU's tanh approximation
+            "activation_function": ACTIVATIONS[self.activation],  # HF's name for it
             "layer_norm_epsilon": self.layer_norm_epsilon,
             "resid_pdrop": self.dropout,
             "embd_pdrop": self.dropout,
@@ -137,9 +151,9 @@ class GPTConfig:
         checks = [
             (hf.get("n_inner") in (None, 4 * n_embd), "n_inner must be None or 4 * n_embd"),
             (
-                hf.get("activation_function", "gelu_new")
-                in ("gelu_new", "gelu_pytorch_tanh", "gelu_fast"),
-                "activation_function must be GELU's tanh approximation ('gelu_new')",
+                hf.get("activation_function", "gelu_new") in HF_ACTIVATIONS,
+                "activation_function must be GELU's tanh approximation ('gelu_new') or the "
+                "exact GELU ('gelu')",
             ),
             (
                 not hf.get("scale_attn_by_inverse_layer_idx", False),
@@ -165,6 +179,7 @@ class GPTConfig:
             bias=True,
             position_encoding="learned",
             layer_norm_epsilon=hf.get("layer_norm_epsilon", 1e-5),
+            activation=HF_ACTIVATIONS[hf.get("activation_function", "gelu_new")],
         )
 
 

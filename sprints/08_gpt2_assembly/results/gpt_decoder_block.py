@@ -107,6 +107,7 @@ class MLP(nn.Module):
     def __init__(self, config: GPTConfig, fused: bool = True) -> None:
         super().__init__()
         self.fused = fused
+        self.exact_gelu = config.activation == "gelu"
         self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
@@ -115,7 +116,11 @@ class MLP(nn.Module):
         h = self.c_fc(x)  # (B, T, C) -> (B, T, 4C)
         # gelu_tanh(h) = 0.5 h (1 + tanh(sqrt(2/pi) (h + 0.044715 h^3))), GPT-2's "gelu_new":
         # torch's one fused kernel, or sprint 7's formula written out (5 elementwise ops).
-        h = F.gelu(h, approximate="tanh") if self.fused else _ffn.gelu_tanh(h)
+        # activation="gelu" (an option, not GPT-2's): x * Phi(x) with the exact erf.
+        if self.exact_gelu:
+            h = F.gelu(h) if self.fused else _ffn.get_activation("gelu")(h)
+        else:
+            h = F.gelu(h, approximate="tanh") if self.fused else _ffn.gelu_tanh(h)
         return self.dropout(self.c_proj(h))  # (B, T, 4C) -> (B, T, C)
 
 

@@ -28,7 +28,7 @@ def build_model(args, vocab_size: int) -> GPT:
     if src == "scratch":
         cfg = GPTConfig(vocab_size=vocab_size, block_size=args.block_size, n_layer=args.n_layer,
                         n_head=args.n_head, n_embd=args.n_embd, dropout=args.dropout,
-                        bias=args.bias)
+                        bias=args.bias, activation=args.activation)
         return GPT(cfg)
     if is_pretrained_name(src) or Path(src).is_dir():
         try:

@@ -21,7 +21,8 @@ _devices = import_module("sprints.01_setup_and_basics.results.devices")
 # Values used when neither a flag nor --preset sets them (a ~30 s character-level run).
 DEFAULTS: dict = dict(
     tokenizer=None, model=None, n_layer=4, n_head=4, n_embd=128, block_size=64, dropout=0.0,
-    bias=True, optimizer="adamw", lr=1e-3, muon_lr=0.02, min_lr=1e-4, warmup_steps=50,
+    bias=True, activation="gelu_tanh", optimizer="adamw", lr=1e-3, muon_lr=0.02, min_lr=1e-4,
+    warmup_steps=50,
     lr_decay_steps=None, lr_schedule="cosine", cooldown_fraction=0.5, weight_decay=0.1,
     beta1=0.9, beta2=0.99, grad_clip=1.0,
     grad_accum_steps=1, batch_size=12, max_steps=300, eval_interval=100, eval_start=0,
@@ -31,14 +32,15 @@ DEFAULTS: dict = dict(
 
 # --preset: model AND training settings; flags given explicitly override them.
 PRESETS: dict[str, dict] = {
-    # Measured winner of the CPU speedrun (notes/speedrun.md): 2 layers x 192 (6 heads),
-    # Muon for the blocks' matrices, batch 32, high learning rates held, then a linear
-    # cooldown to zero (WSD) over the second half of 260 steps, one evaluation at the end,
-    # bf16 autocast where the CPU multiplies bf16 in hardware (float32 elsewhere).
+    # Measured winner of the CPU speedrun (notes/speedrun.md): 2 layers x 192 (6 heads), the
+    # exact GELU (torch's tanh-GELU kernel is slow on some CPUs), Muon for the blocks'
+    # matrices, batch 32, high learning rates held, then a linear cooldown to zero (WSD) over
+    # the second half of 260 steps, one evaluation at the end, bf16 autocast where the CPU
+    # multiplies bf16 in hardware (float32 elsewhere).
     "cpu-speedrun": dict(
         tokenizer="char", n_layer=2, n_head=6, n_embd=192, block_size=64, dropout=0.0,
-        bias=True, optimizer="muon", lr=1.5e-2, muon_lr=0.03, min_lr=0.0, warmup_steps=20,
-        lr_schedule="wsd", cooldown_fraction=0.5, weight_decay=0.0, beta2=0.99,
+        bias=True, activation="gelu", optimizer="muon", lr=1.5e-2, muon_lr=0.03, min_lr=0.0,
+        warmup_steps=20, lr_schedule="wsd", cooldown_fraction=0.5, weight_decay=0.0, beta2=0.99,
         batch_size=32, max_steps=260, eval_interval=260, eval_start=260, sample_tokens=100,
         dtype="auto",
     ),
@@ -100,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--dropout", type=float, default=None, help=f"default {d['dropout']}")
     g.add_argument("--bias", action=argparse.BooleanOptionalAction, default=None,
                    help="biases in Linear/LayerNorm (default on, like GPT-2)")
+    g.add_argument("--activation", choices=["gelu_tanh", "gelu"], default=None,
+                   help="the MLP's GELU: gelu_tanh (GPT-2's tanh approximation, default) or "
+                        "gelu (exact; 4-5x faster on CPUs with a slow tanh kernel)")
     g.add_argument("--init-from", default="scratch",
                    help="scratch | gpt2 (or gpt2-medium, ...) | Hugging Face directory | "
                         "checkpoint .pt file")

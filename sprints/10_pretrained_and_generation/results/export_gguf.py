@@ -154,6 +154,12 @@ def write_gguf(
             f"GPT-2's tokenizer ({GPT2_VOCAB_SIZE} tokens), so only GPT-2-vocabulary models "
             "can be exported (train with --tokenizer gpt2)"
         )
+    if getattr(cfg, "activation", "gelu_tanh") != "gelu_tanh":
+        raise ValueError(
+            f"this model uses activation={cfg.activation!r}; llama.cpp's gpt2 architecture "
+            "computes GELU's tanh approximation, so its logits would differ: export models "
+            "trained with --activation gelu_tanh (GPT-2's)"
+        )
     tensors = gguf_tensors(model, dtype)
     tokens, types, merges = gpt2_vocabulary(vocab_dir)
     path = Path(path)
