@@ -146,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluate on the first N tokens of the validation split only (the "
                         "same N every time; for big corpora). Default: all of it")
     g.add_argument("--eval-batch-size", type=int, default=None,
-                   help="windows per evaluation forward (default: about 32k tokens)")
+                   help="windows per evaluation forward (default: the training micro-batch, "
+                        "--batch-size / processes)")
     g.add_argument("--sample-tokens", type=int, default=None,
                    help="length of the text sample printed at each evaluation (0 = none)")
     g.add_argument("--target-val-loss", type=float, default=None,

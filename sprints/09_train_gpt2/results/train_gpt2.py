@@ -215,7 +215,11 @@ def train(args: argparse.Namespace) -> dict:
                      rank_rngs)
 
     # --- the loop
-    eval_batch = args.eval_batch_size or max(1, 32768 // block)
+    # The training micro-batch: it fits memory by construction, and on a CPU small batches
+    # evaluate faster (cache-sized): the speedrun's split took 1.0 s in batches of 32 windows
+    # against 1.6 s in batches of 512 on a 2-core AMD EPYC (AVX-512 yes, AVX-512 BF16 yes,
+    # AMX no).
+    eval_batch = args.eval_batch_size or max(1, args.batch_size // world_size)
     decay_steps = args.lr_decay_steps or args.max_steps
     reached, time_to_target, last_val = False, None, None
     last_good = progress.step if resume_ckpt is not None else None
