@@ -24,10 +24,10 @@ from importlib import import_module
 from pathlib import Path
 
 _arg_types = import_module("sprints.01_setup_and_basics.results.arg_types")
-CONTENDERS = {  # the first two are finetune.py's defaults
+CONTENDERS = {  # "full" and "lora-chunked" are finetune.py's defaults
     "full": "full fine-tuning (chunked loss)",
-    "lora": "LoRA r={rank} on c_attn, c_proj, c_fc (the model's own loss)",
-    "lora-chunked": "LoRA r={rank}, sprint 9's chunked loss",
+    "lora": "LoRA r={rank} on c_attn, c_proj, c_fc, the model's own loss",
+    "lora-chunked": "LoRA r={rank}, sprint 9's chunked loss (finetune.py's default)",
 }
 
 
@@ -78,9 +78,7 @@ def worker(args) -> dict:
     if args.worker != "full":
         lora.apply_lora(model, args.lora_rank, float(args.lora_rank))
     params = [p for p in model.parameters() if p.requires_grad]
-    chunk = finetune.default_loss_chunk(args.worker != "full", model.config.vocab_size)
-    if args.worker == "lora-chunked":
-        chunk = 2048
+    chunk = 0 if args.worker == "lora" else finetune.default_loss_chunk(model.config.vocab_size)
     loss_fn = lm_loss.LanguageModelLoss(model, chunk)
     optimizer = optimizers.build_optimizer(model, "adamw", 1e-4, 0.0, (0.9, 0.95),
                                            avoid_dynamo=True)

@@ -107,13 +107,13 @@ def load_base(init_from: str, dropout: float = 0.0):
     return model, tokenizer
 
 
-def default_loss_chunk(use_lora: bool, vocab_size: int) -> int:
-    """Sprint 9's chunked loss never holds all (B, T, vocab) logits at once, but it always
-    computes the (vocab, C) gradient of the output layer; with LoRA that layer is frozen, and
-    the model's own loss (autograd skips frozen weights) measured faster and smaller at
-    GPT-2-small shape (benchmarks/bench_lora.py). So: chunked for full fine-tuning only."""
-    return 2048 if not use_lora and vocab_size >= 8192 else 0
-
+def default_loss_chunk(vocab_size: int) -> int:
+    """Sprint 9's rule (``model_setup.default_loss_chunk``): its chunked loss never holds all
+    (B, T, vocab) logits at once, and with a frozen output layer (LoRA) it skips that layer's
+    gradient, so it is the cheaper choice for full and LoRA fine-tuning alike
+    (benchmarks/bench_lora.py)."""
+    return import_module("sprints.09_train_gpt2.results.model_setup").default_loss_chunk(
+        vocab_size)
 
 def train_step(loss_fn, optimizer, params, x, y, grad_clip: float, autocast) -> tuple:
     """One optimizer step on the batch (x, y); returns (loss, gradient norm or None)."""
@@ -214,7 +214,7 @@ def run(args) -> dict:
           f"{len(tokens.val):,} validation tokens; device {device}, {args.dtype}")
 
     chunk = (args.loss_chunk if args.loss_chunk is not None
-             else default_loss_chunk(use_lora, model.config.vocab_size))
+             else default_loss_chunk(model.config.vocab_size))
     loss_fn = lm_loss.LanguageModelLoss(model, chunk)
     optimizer = optimizers.build_optimizer(model, "adamw", lr, args.weight_decay, (0.9, 0.95),
                                            avoid_dynamo=True)
