@@ -104,8 +104,8 @@ _DURATION = r"(?:ms|s|sec|seconds|min|minutes|hours)"
 SPEED_FIGURE = re.compile(
     rf"(?<![\w.])\d[\d,]*(?:\.\d+)?(?:\s?{_RATE}|\s{_DURATION}\b|ms\b)"
     r"|(?<![\w.])\d+(?:\.\d+)?x (?:faster|slower|as fast)")
-MACHINE = re.compile(r"\b\d+-core [^\n()]*\((?=[^()]*AVX-512\s(?:yes|no))"
-                     r"(?=[^()]*AMX\s(?:yes|no))[^()]*\)"
+MACHINE = re.compile(r"\b\d+-core [^\n()]*\((?=[^()]*AVX-512\s+(?:yes|no))"
+                     r"(?=[^()]*AMX\s+(?:yes|no))[^()]*\)"
                      r"|\b(?:NVIDIA|A100|H100|H200|V100|RTX ?\d{3,4}|Apple M\d)")
 # Durations that are settings, not measurements (a retry back-off, a timeout), and targets
 # ("at least 4x faster").
