@@ -8,7 +8,7 @@ import torch
 import torch.distributed as dist
 
 from . import data as data_lib
-from .lm_loss import LanguageModelLoss, linear_cross_entropy
+from .lm_loss import LanguageModelLoss
 from .precision import autocast
 
 
@@ -48,16 +48,12 @@ def evaluate(loss_module: LanguageModelLoss, val_ids, block_size: int, batch_siz
 
 
 def _loss_sum_and_count(loss_module: LanguageModelLoss, x, y, device, dtype) -> torch.Tensor:
-    """(summed loss, number of predictions) of one batch, float64."""
-    model = loss_module.model
+    """(summed loss, number of predictions) of one batch, float64. The loss module is the
+    one training calls (chunked or plain), unwrapped from DDP, whose hooks would expect every
+    rank to run the same forwards."""
     x, y = x.to(device), y.to(device)
     with autocast(device, dtype):
-        if loss_module.chunk_size > 0:
-            h = model.hidden_states(x)  # (b, T, C)
-            loss = linear_cross_entropy(h.reshape(-1, h.size(-1)), model.lm_head.weight,
-                                        y.reshape(-1), loss_module.chunk_size)
-        else:
-            _, loss = model(x, y)
+        loss = loss_module(x, y)
     return torch.tensor([loss.double().item() * y.numel(), y.numel()], dtype=torch.float64)
 
 

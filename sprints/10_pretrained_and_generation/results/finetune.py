@@ -6,7 +6,8 @@
 ``--init-from`` is a hub name (``gpt2``), a local Hugging Face GPT-2 directory, or a
 checkpoint written by sprint 9's train_gpt2.py or by this script. The pieces are sprint 9's:
 ``data.py`` (download, split, token cache, batches as a function of (seed, step)),
-``lm_loss.py`` (the chunked cross-entropy), ``lr_schedule.py`` and ``optimizers.py``; LoRA is
+``lm_loss.py`` (the chunked cross-entropy), ``evaluation.py`` (the validation loss),
+``precision.py`` (autocast), ``lr_schedule.py`` and ``optimizers.py``; LoRA is
 ``lora.py`` of this sprint. Written to ``--out-dir``:
 
     model.pt      our checkpoint (LoRA: merged into the weights); generate.py --checkpoint,
@@ -23,7 +24,6 @@ The weights saved are those of the evaluation with the lowest validation loss.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import math
@@ -128,26 +128,6 @@ def train_step(loss_fn, optimizer, params, x, y, grad_clip: float, autocast) -> 
     return loss.item(), norm
 
 
-def evaluate(loss_fn, ids, block_size: int, batch_size: int, max_tokens: int, device,
-             autocast) -> float:
-    """Mean next-token loss over the first ``max_tokens`` validation tokens (0 = all), each
-    predicted once (sprint 9's non-overlapping windows)."""
-    import torch
-
-    data = import_module("sprints.09_train_gpt2.results.data")
-    was_training = loss_fn.training
-    loss_fn.eval()  # no dropout
-    total, count = 0.0, 0
-    with torch.no_grad():
-        for x, y in data.iter_eval_batches(ids, block_size, batch_size, max_tokens or None):
-            with autocast():
-                loss = loss_fn(x.to(device), y.to(device))
-            total += loss.item() * y.numel()  # batches differ in size: weight by tokens
-            count += y.numel()
-    loss_fn.train(was_training)
-    return total / count
-
-
 def plot_losses(records: list[dict], path: Path, title: str) -> None:
     import matplotlib
 
@@ -177,8 +157,10 @@ def run(args) -> dict:
     from . import lora
 
     data = import_module("sprints.09_train_gpt2.results.data")
+    evaluation = import_module("sprints.09_train_gpt2.results.evaluation")
     lm_loss = import_module("sprints.09_train_gpt2.results.lm_loss")
     lr_schedule = import_module("sprints.09_train_gpt2.results.lr_schedule")
+    precision = import_module("sprints.09_train_gpt2.results.precision")
     optimizers = import_module("sprints.09_train_gpt2.results.optimizers")
     utils = import_module("sprints.08_gpt2_assembly.results.utils")
 
@@ -220,10 +202,8 @@ def run(args) -> dict:
                                            avoid_dynamo=True)
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[args.dtype]
 
-    def autocast():
-        if dtype == torch.float32:
-            return contextlib.nullcontext()
-        return torch.autocast(device.type, dtype=dtype)
+    def autocast():  # sprint 9's: bf16 autocast, on a CPU with the math attention kernel
+        return precision.autocast(device, dtype)
 
     out = args.out_dir
     out.mkdir(parents=True, exist_ok=True)
@@ -236,8 +216,10 @@ def run(args) -> dict:
         log_file.flush()
 
     def val_loss() -> float:
-        return evaluate(loss_fn, tokens.val, block, args.batch_size, args.eval_tokens, device,
-                        autocast)
+        # sprint 9's whole-split evaluation (each token predicted once), or its first
+        # --eval-tokens predictions; 0 means all
+        return evaluation.evaluate(loss_fn, tokens.val, block, args.batch_size, device, dtype,
+                                   max_tokens=args.eval_tokens or None)
 
     best = {"val_loss": val_loss(), "step": 0}  # the base model's loss: what to beat
     base_val = best["val_loss"]
