@@ -885,6 +885,16 @@ def gguf_ckpt(tmp_path_factory):
     return path, model
 
 
+def llama_cpp_logits(llama_cpp, path, ids: list[int], n_ctx: int) -> np.ndarray:
+    """llama.cpp's logits for every position of ``ids``, (T, V), from the GGUF file."""
+    llm = llama_cpp.Llama(model_path=str(path), logits_all=True, n_ctx=n_ctx, verbose=False)
+    try:
+        llm.eval(ids)
+        return np.array(llm.scores[: len(ids)])
+    finally:
+        llm.close()
+
+
 def test_gguf_logits_match_llama_cpp_f32_and_f16(gguf_ckpt, tmp_path, capsys):
     llama_cpp = pytest.importorskip("llama_cpp")
     ckpt, model = gguf_ckpt
@@ -935,12 +945,7 @@ def test_gguf_check_can_fail_on_a_transposed_tensor(gguf_ckpt, tmp_path, monkeyp
     ids = list(range(100, 124))
     with torch.no_grad():
         ours = model(torch.tensor([ids]))[0][0].numpy()
-    llm = llama_cpp.Llama(model_path=str(path), logits_all=True, n_ctx=64, verbose=False)
-    try:
-        llm.eval(ids)
-        theirs = np.array(llm.scores[: len(ids)])
-    finally:
-        llm.close()
+    theirs = llama_cpp_logits(llama_cpp, path, ids, n_ctx=64)
     assert np.abs(theirs - ours).max() > 10 * 3e-4
 
 
@@ -959,12 +964,7 @@ def test_gguf_sinusoidal_bias_free_model_matches_llama_cpp(tmp_path):
     ids = list(range(300, 316))
     with torch.no_grad():
         ours = model(torch.tensor([ids]))[0][0].numpy()
-    llm = llama_cpp.Llama(model_path=str(path), logits_all=True, n_ctx=32, verbose=False)
-    try:
-        llm.eval(ids)
-        theirs = np.array(llm.scores[: len(ids)])
-    finally:
-        llm.close()
+    theirs = llama_cpp_logits(llama_cpp, path, ids, n_ctx=32)
     assert np.abs(theirs - ours).max() < 3e-4
     assert (theirs.argmax(-1) == ours.argmax(-1)).all()
 
@@ -977,12 +977,7 @@ def test_gguf_from_hf_directory_matches_transformers(hf_dir, tmp_path, capsys):
     ids = torch.randint(0, 50257, (16,), generator=torch.Generator().manual_seed(28))
     with torch.no_grad():
         expected = hf(ids[None]).logits[0].numpy()  # transformers: an independent forward
-    llm = llama_cpp.Llama(model_path=str(out), logits_all=True, n_ctx=32, verbose=False)
-    try:
-        llm.eval(ids.tolist())
-        theirs = np.array(llm.scores[: len(ids)])
-    finally:
-        llm.close()
+    theirs = llama_cpp_logits(llama_cpp, out, ids.tolist(), n_ctx=32)
     assert np.abs(theirs - expected).max() < 1e-3 * max(1.0, np.abs(expected).max())
     assert (theirs.argmax(-1) == expected.argmax(-1)).all()
 

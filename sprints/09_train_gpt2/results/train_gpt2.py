@@ -181,8 +181,11 @@ def train(args: argparse.Namespace) -> dict:
     if args.parallel == "fsdp" and world_size > 1:
         fsdp.shard_model(model, device, world_size)
     dtype = pick_dtype(args.dtype, device)
-    # fused AdamW (one kernel per parameter for the whole update) measured fastest on CPU too:
-    # 1,881 vs 1,801 tokens/s (foreach) at 6 x 384 on a 2-core Xeon (benchmarks/README.md).
+    # fused AdamW (one kernel per parameter for the whole update): at 6 x 384 it measured
+    # 1,881 against 1,801 tokens/s for foreach on a 2-core Intel Xeon (AVX-512 yes, AMX yes);
+    # on a 2-core AMD EPYC (AVX-512 yes, AVX-512 BF16 yes, AMX no) foreach was 6% and 18%
+    # ahead in two runs (benchmarks/README.md). Not switched per CPU: both gaps are smaller
+    # than a run-to-run spread of up to 25% there.
     optimizer = build_optimizer(model, args.optimizer, args.lr, args.weight_decay,
                                 (args.beta1, args.beta2), muon_lr=args.muon_lr, fused=True,
                                 avoid_dynamo=not args.compile and world_size == 1,
