@@ -175,24 +175,9 @@ def get_batch(ids, block_size: int, batch_size: int, seed: int, step: int,
     return windows[:, :-1], windows[:, 1:]
 
 
-def eval_windows(ids: np.ndarray, block_size: int) -> tuple[torch.Tensor, torch.Tensor, tuple]:
-    """Cut the whole split into non-overlapping windows: every token (but the first) is predicted
-    exactly once. Returns full windows x, y (n, T) and the leftover tail (x_tail, y_tail)."""
-    n_full = (len(ids) - 1) // block_size
-    used = n_full * block_size
-    x = torch.from_numpy(ids[:used].astype(np.int64)).view(n_full, block_size)
-    y = torch.from_numpy(ids[1:used + 1].astype(np.int64)).view(n_full, block_size)
-    tail = None
-    if used + 1 < len(ids):
-        tx = torch.from_numpy(ids[used:-1].astype(np.int64))[None]
-        ty = torch.from_numpy(ids[used + 1:].astype(np.int64))[None]
-        tail = (tx, ty)
-    return x, y, tail
-
-
 def iter_eval_batches(ids, block_size: int, batch_size: int, max_tokens: int | None = None):
-    """Yield (x, y) batches that cover the split with non-overlapping windows, reading only one
-    batch at a time: every token but the first is predicted exactly once, as ``eval_windows``.
+    """Yield (x, y) batches that cover the split with non-overlapping windows of ``block_size``,
+    reading only one batch at a time: every token but the first is predicted exactly once.
 
     ``ids`` is anything with ``len()`` and contiguous slicing (a NumPy array, or a set of
     memory-mapped shards), so a split of any size is evaluated in bounded memory.
