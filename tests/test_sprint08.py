@@ -582,6 +582,19 @@ def test_gpt2_tokenizer_from_hf_named_files(tmp_path, gpt2_tok):
     assert [tok.encode(t) for t in TEXTS] == [gpt2_tok.encode(t) for t in TEXTS]
     with pytest.raises(FileNotFoundError, match="vocab.json"):
         tok_mod.get_tokenizer("gpt2", vocab_dir=tmp_path / "missing")
+    # a directory with its own files uses them; one without falls back to the bundled files
+    assert tok_mod.gpt2_tokenizer_for(tmp_path).encode(TEXTS[0]) == gpt2_tok.encode(TEXTS[0])
+    assert tok_mod.gpt2_tokenizer_for(tmp_path / "empty").encode("Hello world") == [15496, 995]
+
+
+def test_tokenizer_from_record_reads_what_checkpoints_store(gpt2_tok):
+    chars = tok_mod.CharTokenizer.from_text("to be or not")
+    again = tok_mod.tokenizer_from_record(chars.to_dict())
+    assert again.encode("be not") == chars.encode("be not")
+    for record in ({"type": "gpt2"}, "gpt2", None):
+        assert tok_mod.tokenizer_from_record(record).encode("Hello world") == [15496, 995]
+    with pytest.raises(ValueError, match="does not know"):
+        tok_mod.tokenizer_from_record({"type": "sentencepiece"})
 
 
 def test_char_tokenizer():

@@ -207,3 +207,24 @@ def get_tokenizer(
             "vocab.json + merges.txt, or pass from_hub=True when online"
         )
     return GPT2Tokenizer.from_directory(bundled)
+
+
+def tokenizer_from_record(record: Any) -> GPT2Tokenizer | CharTokenizer:
+    """The tokenizer a checkpoint records (sprint 9 stores it in ``extra["tokenizer"]``): a
+    character vocabulary as its ``to_dict()``, or GPT-2's BPE as ``{"type": "gpt2"}``,
+    ``"gpt2"`` or nothing (checkpoints that predate the record)."""
+    if isinstance(record, dict) and record.get("type") == "char":
+        return CharTokenizer.from_dict(record)
+    if record is None or record == "gpt2" or (
+            isinstance(record, dict) and record.get("type") == "gpt2"):
+        return get_tokenizer("gpt2")
+    raise ValueError(f"the checkpoint names a tokenizer this project does not know: "
+                     f"{record!r}; expected a character vocabulary or GPT-2's")
+
+
+def gpt2_tokenizer_for(directory: str | os.PathLike) -> GPT2Tokenizer:
+    """GPT-2's tokenizer for a model directory: from its own vocabulary files if it has them
+    (a Hugging Face directory usually does), else the bundled one."""
+    directory = Path(directory)
+    own = directory.is_dir() and find_vocab_files(directory) is not None
+    return get_tokenizer("gpt2", vocab_dir=directory if own else None)

@@ -319,14 +319,12 @@ def evaluate_hellaswag(model: torch.nn.Module, tokenizer, items: list, device,
 
 # ----- loading the model to score ----------------------------------------------------------
 def tokenizer_from_checkpoint(ckpt: dict):
-    """The tokenizer ``train_gpt2.py`` stored in ``ckpt["extra"]["tokenizer"]``."""
-    info = (ckpt.get("extra") or {}).get("tokenizer")
-    if isinstance(info, dict) and info.get("type") == "char":
-        return _tokenizer.CharTokenizer.from_dict(info)
-    if info is None or info == "gpt2" or (isinstance(info, dict) and info.get("type") == "gpt2"):
-        return _tokenizer.get_tokenizer("gpt2")
-    raise HellaSwagError(f"this checkpoint names a tokenizer this script does not know: "
-                         f"{info!r}; expected a character vocabulary or GPT-2's")
+    """The tokenizer ``train_gpt2.py`` stored in ``ckpt["extra"]["tokenizer"]`` (sprint 8's
+    ``tokenizer_from_record``)."""
+    try:
+        return _tokenizer.tokenizer_from_record((ckpt.get("extra") or {}).get("tokenizer"))
+    except ValueError as error:
+        raise HellaSwagError(str(error)) from None
 
 
 def load_model(checkpoint: str | None = None, init_from: str | None = None):
@@ -337,10 +335,7 @@ def load_model(checkpoint: str | None = None, init_from: str | None = None):
         tokenizer = tokenizer_from_checkpoint(ckpt)
     else:
         model = gpt.from_pretrained(init_from)
-        directory = Path(init_from)
-        own_vocab = directory.is_dir() and any(
-            (directory / name).is_file() for name in ("vocab.json", "encoder.json"))
-        tokenizer = _tokenizer.get_tokenizer("gpt2", vocab_dir=directory if own_vocab else None)
+        tokenizer = _tokenizer.gpt2_tokenizer_for(init_from)
     if model.config.vocab_size < tokenizer.vocab_size:
         raise HellaSwagError(
             f"the model's vocabulary ({model.config.vocab_size}) is smaller than its "

@@ -101,19 +101,11 @@ def _sprint8(name: str):
 
 
 def tokenizer_from_checkpoint(ckpt: dict):
-    """The tokenizer a checkpoint was trained with: a char vocabulary saved as a dict, or
-    GPT-2's BPE. Looked up in ``ckpt["tokenizer"]`` and ``ckpt["extra"]["tokenizer"]``."""
-    tok_mod = _sprint8("tokenizer")
+    """The tokenizer a checkpoint was trained with (sprint 8's ``tokenizer_from_record``),
+    looked up in ``ckpt["tokenizer"]`` and ``ckpt["extra"]["tokenizer"]``."""
     extra = ckpt.get("extra") or {}
     info = ckpt.get("tokenizer", extra.get("tokenizer") if isinstance(extra, dict) else None)
-    if isinstance(info, dict) and info.get("type") == "char":
-        return tok_mod.CharTokenizer.from_dict(info)
-    if info is None or info == "gpt2" or (isinstance(info, dict) and info.get("type") == "gpt2"):
-        return tok_mod.get_tokenizer("gpt2")
-    raise ValueError(
-        f"this checkpoint names a tokenizer generate.py does not know: {info!r}; "
-        "expected a char-tokenizer dict or 'gpt2'"
-    )
+    return _sprint8("tokenizer").tokenizer_from_record(info)
 
 
 def load_from_checkpoint(path: str):
@@ -135,11 +127,7 @@ def load_from_pretrained(name_or_path: str):
             f"{HOW_TO_GET_WEIGHTS}"
         ) from error
     # A local directory may carry its own vocabulary files; otherwise GPT-2's bundled one.
-    directory = Path(name_or_path)
-    has_vocab = directory.is_dir() and (
-        (directory / "vocab.json").is_file() or (directory / "encoder.json").is_file()
-    )
-    tokenizer = tok_mod.get_tokenizer("gpt2", vocab_dir=directory if has_vocab else None)
+    tokenizer = tok_mod.gpt2_tokenizer_for(name_or_path)
     if model.config.vocab_size < tokenizer.vocab_size:
         raise ValueError(
             f"the model's vocabulary ({model.config.vocab_size}) is smaller than GPT-2's "
