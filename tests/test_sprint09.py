@@ -167,15 +167,16 @@ def test_muon_gets_hidden_matrices_only():
     assert id(model.lm_head.weight) in adamw_ids
 
 
-def test_batched_muon_follows_torch_muon():
+@pytest.mark.parametrize("ns_steps", [5, 3])
+def test_batched_muon_follows_torch_muon(ns_steps):
     # torch.optim.Muon runs Newton-Schulz in bf16, ours in float32: same rule, ~1% apart.
     torch.manual_seed(0)
     shapes = [(48, 16), (16, 16), (48, 16), (16, 64)]
     ref = [torch.nn.Parameter(torch.randn(s)) for s in shapes]
     ours = [torch.nn.Parameter(p.detach().clone()) for p in ref]
     start = [p.detach().clone() for p in ref]
-    opt_ref = torch.optim.Muon(ref, lr=0.02, weight_decay=0.1)
-    opt_ours = optimizers.BatchedMuon(ours, lr=0.02, weight_decay=0.1)
+    opt_ref = torch.optim.Muon(ref, lr=0.02, weight_decay=0.1, ns_steps=ns_steps)
+    opt_ours = optimizers.BatchedMuon(ours, lr=0.02, weight_decay=0.1, ns_steps=ns_steps)
     for _ in range(3):
         for p, q in zip(ref, ours, strict=True):
             g = torch.randn_like(p)
@@ -573,8 +574,10 @@ def test_cpu_speedrun_preset_through_the_cli(text_file, tmp_path):
     assert train_gpt2.main(["--data-file", str(text_file), "--out-dir", str(out),
                             "--cache-dir", str(tmp_path / "cache"), "--preset", "cpu-speedrun",
                             "--model", "tiny", "--block-size", "16", "--max-steps", "1",
+                            "--muon-ns-steps", "3",
                             "--sample-tokens", "0", "--threads", "1", "--no-progress"]) == 0
     ckpt = torch.load(out / "latest.pt", weights_only=True)
+    assert [g["ns_steps"] for g in ckpt["optimizer"]["muon"]["param_groups"]] == [3]
     tiny = GPT_PRESETS["tiny"]
     assert (ckpt["config"]["n_layer"], ckpt["config"]["n_embd"]) == (tiny["n_layer"],
                                                                      tiny["n_embd"])

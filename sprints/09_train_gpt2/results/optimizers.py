@@ -182,10 +182,12 @@ class CombinedOptimizer:
 def build_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float,
                     betas: tuple[float, float], muon_lr: float = 0.02,
                     fused: bool | None = None, avoid_dynamo: bool = False,
-                    ns_dtype: torch.dtype = torch.float32) -> CombinedOptimizer:
+                    ns_dtype: torch.dtype = torch.float32,
+                    ns_steps: int = 5) -> CombinedOptimizer:
     """``name`` is "adamw" or "muon" (``BatchedMuon``, torch.optim.Muon's rule, on the hidden
     matrices + AdamW on the rest). ``avoid_dynamo``: see ``AdamWNoDynamo`` (not with
-    torch.compile). ``ns_dtype``: Muon's Newton-Schulz precision (``BatchedMuon``).
+    torch.compile). ``ns_dtype``, ``ns_steps``: Muon's Newton-Schulz precision and iteration
+    count (``BatchedMuon``).
 
     Every param group gets ``lr_scale`` = its base lr / ``lr`` so that the training loop can set
     ``group["lr"] = schedule(step) * group["lr_scale"]`` for all groups alike.
@@ -215,7 +217,8 @@ def build_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float,
             continue
         seen.add(id(p))
         (decay if p.dim() >= 2 else no_decay).append(p)
-    muon = BatchedMuon(hidden, lr=muon_lr, weight_decay=weight_decay, ns_dtype=ns_dtype)
+    muon = BatchedMuon(hidden, lr=muon_lr, weight_decay=weight_decay, ns_dtype=ns_dtype,
+                       ns_steps=ns_steps)
     adamw = adamw_cls(
         [{"params": decay, "weight_decay": weight_decay},
          {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=betas, **kwargs)

@@ -22,7 +22,7 @@ _devices = import_module("sprints.01_setup_and_basics.results.devices")
 DEFAULTS: dict = dict(
     tokenizer=None, model=None, n_layer=4, n_head=4, n_embd=128, block_size=64, dropout=0.0,
     bias=True, activation="gelu_tanh", optimizer="adamw", lr=1e-3, muon_lr=0.02, min_lr=1e-4,
-    warmup_steps=50,
+    muon_ns_steps=5, warmup_steps=50,
     lr_decay_steps=None, lr_schedule="cosine", cooldown_fraction=0.5, weight_decay=0.1,
     beta1=0.9, beta2=0.99, grad_clip=1.0,
     grad_accum_steps=1, batch_size=12, max_steps=300, eval_interval=100, eval_start=0,
@@ -32,16 +32,16 @@ DEFAULTS: dict = dict(
 
 # --preset: model AND training settings; flags given explicitly override them.
 PRESETS: dict[str, dict] = {
-    # Measured winner of the CPU speedrun (notes/speedrun.md): 2 layers x 192 (6 heads), the
-    # exact GELU (torch's tanh-GELU kernel is slow on some CPUs), Muon for the blocks'
-    # matrices, batch 32, high learning rates held, then a linear cooldown to zero (WSD) over
-    # the second half of 260 steps, one evaluation at the end, bf16 autocast where the CPU
-    # multiplies bf16 in hardware (float32 elsewhere).
+    # Measured winner of the CPU speedrun (notes/speedrun.md): a small model fed many tokens,
+    # 2 layers x 96 (3 heads of 32), batch 64, the exact GELU (torch's tanh-GELU kernel is
+    # slow on some CPUs), Muon for the blocks' matrices, high learning rates held, then a
+    # linear cooldown to zero (WSD) over the second half of 240 steps, one evaluation at the
+    # end, bf16 autocast where the CPU multiplies bf16 in hardware (float32 elsewhere).
     "cpu-speedrun": dict(
-        tokenizer="char", n_layer=2, n_head=6, n_embd=192, block_size=64, dropout=0.0,
+        tokenizer="char", n_layer=2, n_head=3, n_embd=96, block_size=64, dropout=0.0,
         bias=True, activation="gelu", optimizer="muon", lr=1.5e-2, muon_lr=0.03, min_lr=0.0,
         warmup_steps=20, lr_schedule="wsd", cooldown_fraction=0.5, weight_decay=0.0, beta2=0.99,
-        batch_size=32, max_steps=260, eval_interval=260, eval_start=260, sample_tokens=100,
+        batch_size=64, max_steps=240, eval_interval=240, eval_start=240, sample_tokens=100,
         dtype="auto",
     ),
     # GPT-2 124M on 10B tokens of FineWeb (or OpenWebText), as build-nanogpt and llm.c
@@ -115,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "matrices, AdamW on the rest")
     g.add_argument("--lr", type=float, default=None, help=f"AdamW peak lr, default {d['lr']}")
     g.add_argument("--muon-lr", type=float, default=None, help=f"default {d['muon_lr']}")
+    g.add_argument("--muon-ns-steps", type=int, default=None,
+                   help="Newton-Schulz iterations per Muon update (fewer: cheaper, rougher "
+                        f"orthogonalisation), default {d['muon_ns_steps']}")
     g.add_argument("--min-lr", type=float, default=None, help=f"default {d['min_lr']}")
     g.add_argument("--warmup-steps", type=int, default=None,
                    help=f"default {d['warmup_steps']}")
@@ -217,7 +220,7 @@ def check_settings(args: argparse.Namespace, world_size: int) -> None:
                         "(each head gets n_embd / n_head dimensions)")
     at_least = {key: 1 for key in ("block_size", "batch_size", "max_steps", "grad_accum_steps",
                                    "eval_interval", "checkpoint_interval", "lr_decay_steps",
-                                   "eval_batch_size", "eval_tokens", "threads",
+                                   "eval_batch_size", "eval_tokens", "threads", "muon_ns_steps",
                                    "hellaswag_every",
                                    "hellaswag_items")}
     at_least.update({key: 0 for key in ("warmup_steps", "eval_start", "sample_tokens",

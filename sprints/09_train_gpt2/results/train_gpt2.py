@@ -189,7 +189,8 @@ def train(args: argparse.Namespace) -> dict:
     optimizer = build_optimizer(model, args.optimizer, args.lr, args.weight_decay,
                                 (args.beta1, args.beta2), muon_lr=args.muon_lr, fused=True,
                                 avoid_dynamo=not args.compile and world_size == 1,
-                                ns_dtype=torch.bfloat16 if bf16_is_fast(device) else torch.float32)
+                                ns_dtype=torch.bfloat16 if bf16_is_fast(device) else torch.float32,
+                                ns_steps=args.muon_ns_steps)
     if resume_ckpt is not None:
         progress = restore_progress(resume_ckpt, model, optimizer, latest_path, args.seed, rank,
                                     world_size)
