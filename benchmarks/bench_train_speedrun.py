@@ -3,8 +3,8 @@ nanoGPT's CPU recipe run in the same invocation.
 
     uv run python -m benchmarks.bench_train_speedrun --data-file data/tinyshakespeare/input.txt
 
-Runs train_gpt2 as separate processes, one after the other, and times each from the moment
-the process is launched:
+Runs train_gpt2 as separate processes, one after the other (the reference between the two
+halves of the speedrun runs), and times each from the moment the process is launched:
 
 - ``--preset cpu-speedrun --target-val-loss 1.88`` (ours: stops at the evaluation that
   reaches the target);
@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -58,6 +59,10 @@ def run(name: str, preset: str, data_file: Path, out: Path, extra: list[str],
           f"best val loss {summary['best_val_loss']:.4f}   time to target "
           f"{summary['time_to_target_s']}", flush=True)
     return row
+
+
+def run_reference(data_file: Path, out_dir: Path, env: dict) -> dict:
+    return run("nanoGPT CPU recipe", "nanogpt-cpu", data_file, out_dir / "nanogpt", [], env)
 
 
 def plot(rows: list[dict], target: float, path: Path) -> None:
@@ -100,23 +105,33 @@ def main() -> None:
     cpu = subprocess.run([sys.executable, "-m", "sprints.01_setup_and_basics.results.devices"],
                          capture_output=True, text=True, env=env).stdout.splitlines()[0]
     print(f"CPU: {cpu}" + (" (capped at AVX2)" if args.isa == "avx2" else ""), flush=True)
-    rows = []
-    for seed in args.seeds:
-        for i in range(args.repeats):
-            rows.append(run(f"cpu-speedrun seed {seed} #{i + 1}", "cpu-speedrun",
-                            args.data_file, args.out_dir / f"speedrun-{seed}-{i + 1}",
-                            ["--target-val-loss", str(args.target), "--seed", str(seed)], env))
-    if not args.skip_reference:
-        rows.append(run("nanoGPT CPU recipe", "nanogpt-cpu", args.data_file,
-                        args.out_dir / "nanogpt", [], env))
-        reference = rows[-1]["wall_s"]
-        for row in rows[:-1]:
+    jobs = [(seed, i) for seed in args.seeds for i in range(args.repeats)]
+    # The reference runs between the two halves of the speedrun runs: this shared machine's
+    # speed drifts over minutes, and a drift then moves both sides of the ratio alike.
+    half = (len(jobs) + 1) // 2
+    rows, reference_row = [], None
+    for k, (seed, i) in enumerate(jobs):
+        if k == half and not args.skip_reference:
+            reference_row = run_reference(args.data_file, args.out_dir, env)
+        rows.append(run(f"cpu-speedrun seed {seed} #{i + 1}", "cpu-speedrun", args.data_file,
+                        args.out_dir / f"speedrun-{seed}-{i + 1}",
+                        ["--target-val-loss", str(args.target), "--seed", str(seed)], env))
+    if reference_row is None and not args.skip_reference:  # a single speedrun run
+        reference_row = run_reference(args.data_file, args.out_dir, env)
+    if reference_row is not None:
+        reference = reference_row["wall_s"]
+        ratios = []
+        for row in rows:
             if row["time_to_target_s"] is not None:
-                print(f"{row['name']}: {reference / row['time_to_target_s']:.2f}x faster "
-                      f"than the recipe's {reference:.1f} s (which ends at "
-                      f"{rows[-1]['best_val_loss']:.4f})")
+                ratios.append(reference / row["time_to_target_s"])
+                print(f"{row['name']}: {ratios[-1]:.2f}x faster than the recipe's "
+                      f"{reference:.1f} s (which ends at {reference_row['best_val_loss']:.4f})")
             else:
                 print(f"{row['name']}: did not reach {args.target}")
+        if ratios:
+            print(f"ratio: median {statistics.median(ratios):.2f}x, range "
+                  f"{min(ratios):.2f}x-{max(ratios):.2f}x over {len(ratios)} runs")
+        rows.append(reference_row)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / "speedrun.json").write_text(json.dumps({"cpu": cpu, "isa": args.isa,
                                                             "runs": rows}, indent=2))

@@ -19,10 +19,11 @@ def pick_dtype(name: str, device: torch.device) -> torch.dtype:
     """``--dtype`` -> a torch dtype; ``auto`` picks what measured faster for this device.
 
     Measured on a 2-core AMD EPYC (AVX-512 yes, AVX-512 BF16 yes, AMX no), one training step
-    of the speedrun's 2 x 192 model: 82.7 ms float32, 46.9 ms bf16 autocast (with the math
-    attention kernel, see ``autocast``); at 6 x 384 with GPT-2's vocabulary bf16 was faster
-    too (README). Without bf16 hardware bf16 is emulated and slower than float32, so auto
-    keeps float32 there.
+    of the earlier speedrun's 2 x 192 model: 82.7 ms float32, 46.9 ms bf16 autocast (with the
+    math attention kernel, see ``autocast``); the 2 x 96 speedrun (240 steps of 64 x 64) took
+    16.8 / 15.7 s in float32 against 11.7 / 10.8 s in bf16; at 6 x 384 with GPT-2's
+    vocabulary bf16 was faster too (README). Without bf16 hardware bf16 is emulated and
+    slower than float32, so auto keeps float32 there.
     """
     if name == "float32":
         return torch.float32

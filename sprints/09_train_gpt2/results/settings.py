@@ -35,13 +35,15 @@ PRESETS: dict[str, dict] = {
     # Measured winner of the CPU speedrun (notes/speedrun.md): a small model fed many tokens,
     # 2 layers x 96 (3 heads of 32), batch 64, the exact GELU (torch's tanh-GELU kernel is
     # slow on some CPUs), Muon for the blocks' matrices, high learning rates held, then a
-    # linear cooldown to zero (WSD) over the second half of 240 steps, one evaluation at the
-    # end, bf16 autocast where the CPU multiplies bf16 in hardware (float32 elsewhere).
+    # linear cooldown to zero (WSD) over the second half of 220 steps, AdamW beta1 0.8, one
+    # evaluation at the end, bf16 autocast where the CPU multiplies bf16 in hardware (float32
+    # elsewhere).
     "cpu-speedrun": dict(
         tokenizer="char", n_layer=2, n_head=3, n_embd=96, block_size=64, dropout=0.0,
         bias=True, activation="gelu", optimizer="muon", lr=1.5e-2, muon_lr=0.03, min_lr=0.0,
-        warmup_steps=20, lr_schedule="wsd", cooldown_fraction=0.5, weight_decay=0.0, beta2=0.99,
-        batch_size=64, max_steps=240, eval_interval=240, eval_start=240, sample_tokens=100,
+        warmup_steps=20, lr_schedule="wsd", cooldown_fraction=0.5, weight_decay=0.0, beta1=0.8,
+        beta2=0.99, batch_size=64, max_steps=220, eval_interval=220, eval_start=220,
+        sample_tokens=100,
         dtype="auto",
     ),
     # GPT-2 124M on 10B tokens of FineWeb (or OpenWebText), as build-nanogpt and llm.c
