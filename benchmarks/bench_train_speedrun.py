@@ -61,10 +61,6 @@ def run(name: str, preset: str, data_file: Path, out: Path, extra: list[str],
     return row
 
 
-def run_reference(data_file: Path, out_dir: Path, env: dict) -> dict:
-    return run("nanoGPT CPU recipe", "nanogpt-cpu", data_file, out_dir / "nanogpt", [], env)
-
-
 def plot(rows: list[dict], target: float, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for row, color in zip(rows, ["tab:red", "tab:blue"], strict=False):
@@ -105,19 +101,19 @@ def main() -> None:
     cpu = subprocess.run([sys.executable, "-m", "sprints.01_setup_and_basics.results.devices"],
                          capture_output=True, text=True, env=env).stdout.splitlines()[0]
     print(f"CPU: {cpu}" + (" (capped at AVX2)" if args.isa == "avx2" else ""), flush=True)
+    def speedrun(seed: int, i: int) -> dict:
+        return run(f"cpu-speedrun seed {seed} #{i + 1}", "cpu-speedrun", args.data_file,
+                   args.out_dir / f"speedrun-{seed}-{i + 1}",
+                   ["--target-val-loss", str(args.target), "--seed", str(seed)], env)
+
     jobs = [(seed, i) for seed in args.seeds for i in range(args.repeats)]
     # The reference runs between the two halves of the speedrun runs: this shared machine's
     # speed drifts over minutes, and a drift then moves both sides of the ratio alike.
     half = (len(jobs) + 1) // 2
-    rows, reference_row = [], None
-    for k, (seed, i) in enumerate(jobs):
-        if k == half and not args.skip_reference:
-            reference_row = run_reference(args.data_file, args.out_dir, env)
-        rows.append(run(f"cpu-speedrun seed {seed} #{i + 1}", "cpu-speedrun", args.data_file,
-                        args.out_dir / f"speedrun-{seed}-{i + 1}",
-                        ["--target-val-loss", str(args.target), "--seed", str(seed)], env))
-    if reference_row is None and not args.skip_reference:  # a single speedrun run
-        reference_row = run_reference(args.data_file, args.out_dir, env)
+    rows = [speedrun(*job) for job in jobs[:half]]
+    reference_row = None if args.skip_reference else run(
+        "nanoGPT CPU recipe", "nanogpt-cpu", args.data_file, args.out_dir / "nanogpt", [], env)
+    rows += [speedrun(*job) for job in jobs[half:]]
     if reference_row is not None:
         reference = reference_row["wall_s"]
         ratios = []
