@@ -22,6 +22,8 @@ import numpy as np
 import pytest
 import torch
 
+from tests.optional_deps import llama_cpp_or_skip
+
 sampling = import_module("sprints.10_pretrained_and_generation.results.sampling")
 kv_cache_mod = import_module("sprints.10_pretrained_and_generation.results.kv_cache")
 generation = import_module("sprints.10_pretrained_and_generation.results.generation")
@@ -896,7 +898,7 @@ def llama_cpp_logits(llama_cpp, path, ids: list[int], n_ctx: int) -> np.ndarray:
 
 
 def test_gguf_logits_match_llama_cpp_f32_and_f16(gguf_ckpt, tmp_path, capsys):
-    llama_cpp = pytest.importorskip("llama_cpp")
+    llama_cpp = llama_cpp_or_skip()
     ckpt, model = gguf_ckpt
     ids = torch.randint(0, 50257, (24,), generator=torch.Generator().manual_seed(27)).tolist()
     with torch.no_grad():
@@ -930,7 +932,7 @@ def test_gguf_logits_match_llama_cpp_f32_and_f16(gguf_ckpt, tmp_path, capsys):
 def test_gguf_check_can_fail_on_a_transposed_tensor(gguf_ckpt, tmp_path, monkeypatch):
     # The tolerance above is tight enough to catch a layout mistake: transposing the
     # (square) attention output projection, the error a missing Conv1D transpose makes.
-    llama_cpp = pytest.importorskip("llama_cpp")
+    llama_cpp = llama_cpp_or_skip()
     ckpt, model = gguf_ckpt
     real = export_gguf.gguf_tensors
 
@@ -952,7 +954,7 @@ def test_gguf_check_can_fail_on_a_transposed_tensor(gguf_ckpt, tmp_path, monkeyp
 def test_gguf_sinusoidal_bias_free_model_matches_llama_cpp(tmp_path):
     # No learned position table and no biases: the file gets the model's sinusoid table
     # and zero biases, which must compute the same function in llama.cpp.
-    llama_cpp = pytest.importorskip("llama_cpp")
+    llama_cpp = llama_cpp_or_skip()
     torch.manual_seed(29)
     cfg = config_mod.GPTConfig(vocab_size=50257, block_size=32, n_layer=1, n_head=2, n_embd=32,
                                position_encoding="sinusoidal", bias=False)  # fmt: skip
@@ -970,7 +972,7 @@ def test_gguf_sinusoidal_bias_free_model_matches_llama_cpp(tmp_path):
 
 
 def test_gguf_from_hf_directory_matches_transformers(hf_dir, tmp_path, capsys):
-    llama_cpp = pytest.importorskip("llama_cpp")
+    llama_cpp = llama_cpp_or_skip()
     directory, hf = hf_dir
     out = tmp_path / "hf.gguf"
     export_gguf.main(["--init-from", str(directory), "--out", str(out)])
