@@ -7,7 +7,8 @@ Differences from sprint 7's decoder block: no cross-attention (GPT is decoder-on
 the LayerNorm sits *before* each sub-layer ("pre-norm", GPT-2) instead of after the residual
 add ("post-norm", the 2017 Transformer). Pre-norm leaves the residual path x -> x + ... free
 of any normalization, so gradients reach the first layers undamped and deep stacks train
-without learning-rate warm-up tricks; the final LayerNorm (``ln_f`` in model.py) then
+stably; Xiong et al. (2020) found pre-norm can even train without a learning-rate warm-up,
+though sprint 9's presets still warm up. The final LayerNorm (``ln_f`` in model.py) then
 normalizes the sum once at the end.
 
 Submodule names mirror Hugging Face's GPT-2 (``ln_1, attn.c_attn, attn.c_proj, ln_2,
