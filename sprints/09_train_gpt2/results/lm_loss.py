@@ -100,7 +100,9 @@ def linear_cross_entropy(h: Tensor, weight: Tensor, targets: Tensor, chunk_size:
                          compute_dtype: torch.dtype | None = None) -> Tensor:
     """Mean cross-entropy of logits ``h @ weight.T`` (h (N, C), weight (V, C), targets (N,))
     without building all N x V logits at once. ``compute_dtype`` is the dtype of the matmuls
-    (bfloat16 under autocast); the softmax is always float32. -100 targets are skipped."""
+    (bfloat16 under autocast). The softmax kernel accumulates in float32; it returns float32
+    probabilities when no gradient is needed (evaluation), and ``compute_dtype`` ones (bf16
+    under autocast) when training. -100 targets are skipped."""
     if compute_dtype is None:
         compute_dtype = (torch.get_autocast_dtype(h.device.type)
                          if torch.is_autocast_enabled(h.device.type) else h.dtype)
