@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="validation tokens per evaluation (0 = the whole split)")
     g.add_argument("--loss-chunk", type=t.non_negative_int, default=None,
                    help="rows per chunk of sprint 9's chunked loss, 0 = the model's own loss "
-                   "(default: 2048 for full fine-tuning with a vocabulary >= 8192, else 0)")
+                   "(default: 2048 with a vocabulary >= 8192, LoRA or not, else 0)")
     g.add_argument("--device", choices=_devices.DEVICE_CHOICES, default="auto")
     g.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
                    help="bfloat16 = autocast (weights stay float32)")
