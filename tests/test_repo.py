@@ -164,3 +164,114 @@ def test_speed_figures_name_the_machine(md):
                        "measured them (name it as `python -m "
                        "sprints.01_setup_and_basics.results.devices` prints it):\n"
                        + "\n".join(found))
+
+
+# ----- the cpu-speedrun preset's numbers, wherever sprint 9's docs quote them ----------------
+# Each entry: a file, a pattern that finds one way the docs quote the preset, and which preset
+# value each captured number must equal. A pattern that no longer matches fails too (the quote
+# was reworded: update the pattern), so a quote cannot silently drop out of the check.
+# Derived names: head_size = n_embd / n_head, last_step = max_steps - 1, cooldown =
+# round(cooldown_fraction * max_steps).
+_S9 = "sprints/09_train_gpt2"
+SPEEDRUN_QUOTES = [
+    (f"{_S9}/README.md", r"`--preset cpu-speedrun`[^|\n]*\| (\d+) x (\d+) x (\d+) \|",
+     ("max_steps", "batch_size", "block_size")),
+    (f"{_S9}/README.md",
+     r"The speedrun preset: [^.]*?(\d+) layers x (\d+) \((\d+) heads of (\d+)\)[^.]*?"
+     r"\(beta1 ([\d.]+)\)[^.]*?batch (\d+), WSD over\s+(\d+) steps",
+     ("n_layer", "n_embd", "n_head", "head_size", "beta1", "batch_size", "max_steps")),
+    (f"{_S9}/README.md", r"Muon plus WSD reached\s+in (\d+) steps of batch (\d+)",
+     ("max_steps", "batch_size")),
+    (f"{_S9}/notes/speedrun.md",
+     r"`--preset cpu-speedrun`[^|\n]*\| (\d+) steps of (\d+) x (\d+), (\d+) x (\d+)",
+     ("max_steps", "batch_size", "block_size", "n_layer", "n_embd")),
+    (f"{_S9}/notes/speedrun.md",
+     r"\*\*(\d+) x (\d+), (\d+) heads \(chosen[^|]*\| \*\*(\d+) x \d+\*\* \((\d+)\)",
+     ("n_layer", "n_embd", "n_head", "batch_size", "max_steps")),
+    (f"{_S9}/notes/speedrun.md", r"\*\*beta1 ([\d.]+), (\d+) steps \(the preset\)\*\*",
+     ("beta1", "max_steps")),
+    (f"{_S9}/notes/speedrun.md", r"against [\d.]+ / [\d.]+ at ([\d.]+)\), so\s+([\d.]+) stays",
+     ("muon_lr", "muon_lr")),
+    (f"{_S9}/notes/training_loop.md",
+     r"`cpu-speedrun` preset's values \(`max_lr = ([\d.e-]+), min_lr = ([\d.e-]+), "
+     r"W = (\d+), D = (\d+)`, fraction\s+([\d.]+)\): `c = (\d+) - (\d+) = (\d+)`",
+     ("lr", "min_lr", "warmup_steps", "max_steps", "cooldown_fraction", "max_steps",
+      "cooldown", "cooldown")),
+    (f"{_S9}/notes/training_loop.md",
+     r"the last step, (\d+), trains at `([\d.e-]+) / (\d+) = [\d.e-]+`",
+     ("last_step", "lr", "cooldown")),
+]
+
+
+def _speedrun_quote_problems(texts: dict[str, str], preset: dict) -> list[str]:
+    values = dict(preset, head_size=preset["n_embd"] / preset["n_head"],
+                  last_step=preset["max_steps"] - 1,
+                  cooldown=round(preset["cooldown_fraction"] * preset["max_steps"]))
+    problems = []
+    for path, pattern, keys in SPEEDRUN_QUOTES:
+        matches = list(re.finditer(pattern, texts[path]))
+        if not matches:
+            problems.append(f"{path}: the cpu-speedrun quote {pattern!r} is gone; if it was "
+                            "reworded, update SPEEDRUN_QUOTES in tests/test_repo.py")
+        for match in matches:
+            for key, quoted in zip(keys, match.groups(), strict=True):
+                if float(quoted) != float(values[key]):
+                    problems.append(f"{path}: quotes cpu-speedrun's {key} as {quoted}, but "
+                                    f"settings.py's PRESETS has {values[key]} "
+                                    f"(in {' '.join(match.group(0).split())!r})")
+    return problems
+
+
+def _wsd_example_problems(text: str, preset: dict, lr_at) -> list[str]:
+    """training_loop.md's WSD worked example: every quoted lr(s) is lr_at's, to its digits."""
+    example = text[text.index("**WSD**"):text.index("**Why WSD")]
+    args = (preset["lr"], preset["min_lr"], preset["warmup_steps"], preset["max_steps"], "wsd",
+            preset["cooldown_fraction"])
+    quoted = [(int(s), float(v)) for s, v in re.findall(r"`lr\((\d+)\) = ([\d.e-]+)`", example)]
+    last = re.search(r"the last step, (\d+), trains at `[^`]*= ([\d.e-]+)`", example)
+    quoted.append((int(last.group(1)), float(last.group(2))))
+    plateau = re.search(r"`lr\(s\) = ([\d.e-]+)` from step (\d+) to (\d+)", example)
+    value, first, end = float(plateau.group(1)), int(plateau.group(2)), int(plateau.group(3))
+    quoted += [(first, value), (end, value)]
+    problems = [f"training_loop.md: lr({s}) = {v:g} in the WSD example, but lr_at gives "
+                f"{lr_at(s, *args):.3g} with the cpu-speedrun preset"
+                for s, v in quoted if abs(lr_at(s, *args) - v) > 0.01 * abs(v)]
+    if lr_at(end + 1, *args) >= value:
+        problems.append(f"training_loop.md: the WSD example's plateau ends at step {end}, but "
+                        f"lr_at({end + 1}) is still {lr_at(end + 1, *args):g}")
+    return problems
+
+
+def _sprint9_texts() -> dict[str, str]:
+    return {path: (ROOT / path).read_text(encoding="utf-8") for path, _, _ in SPEEDRUN_QUOTES}
+
+
+def test_sprint9_docs_quote_the_cpu_speedrun_preset_as_settings_defines_it():
+    from importlib import import_module
+
+    settings = import_module("sprints.09_train_gpt2.results.settings")
+    lr_at = import_module("sprints.09_train_gpt2.results.lr_schedule").lr_at
+    preset = settings.PRESETS["cpu-speedrun"]
+    texts = _sprint9_texts()
+    problems = _speedrun_quote_problems(texts, preset)
+    problems += _wsd_example_problems(texts[f"{_S9}/notes/training_loop.md"], preset, lr_at)
+    assert not problems, "\n".join(problems)
+
+
+def test_the_speedrun_quote_check_itself():
+    from importlib import import_module
+
+    settings = import_module("sprints.09_train_gpt2.results.settings")
+    lr_at = import_module("sprints.09_train_gpt2.results.lr_schedule").lr_at
+    texts = _sprint9_texts()
+    for key, value in [("max_steps", 230), ("n_layer", 3), ("n_embd", 128), ("n_head", 4),
+                       ("batch_size", 32), ("lr", 2e-2), ("beta1", 0.9), ("muon_lr", 0.035)]:
+        drifted = dict(settings.PRESETS["cpu-speedrun"], **{key: value})
+        problems = _speedrun_quote_problems(texts, drifted)
+        if key in ("max_steps", "lr"):
+            problems += _wsd_example_problems(texts[f"{_S9}/notes/training_loop.md"], drifted,
+                                              lr_at)
+        assert any(key in p or "lr(" in p for p in problems), key
+    reworded = dict(texts, **{f"{_S9}/README.md": "nothing quoted here"})
+    assert any("is gone" in p for p in _speedrun_quote_problems(
+        reworded, settings.PRESETS["cpu-speedrun"]))
