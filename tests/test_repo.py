@@ -275,3 +275,31 @@ def test_the_speedrun_quote_check_itself():
     reworded = dict(texts, **{f"{_S9}/README.md": "nothing quoted here"})
     assert any("is gone" in p for p in _speedrun_quote_problems(
         reworded, settings.PRESETS["cpu-speedrun"]))
+
+
+def test_sprint9_output_layer_flops_share_matches_the_benchmark_shape():
+    # README's key insight: the output layer's share of a token's forward matmul FLOPs, for
+    # bench_train_throughput.py's GPT-2-vocabulary model and for GPT-2 124M.
+    text = " ".join((ROOT / _S9 / "README.md").read_text(encoding="utf-8").split())
+    claim = re.search(
+        r"model \((\d+) layers x (\d+), vocabulary ([\d,]+), context (\d+)\) a token's forward "
+        r"pass costs `2 x \d+ x [\d,]+ = ([\d.]+) M` FLOPs in the output layer and `[^`]*= "
+        r"([\d.]+) M` in the \w+ blocks \(2 FLOPs per multiply-add\), so the output layer is "
+        r"(\d+)% of the matmul FLOPs \((\d+)% in GPT-2 124M", text)
+    assert claim, "README.md: the output-layer FLOPs sentence was reworded; update this test"
+    n_layer, width, vocab, context = (int(g.replace(",", "")) for g in claim.groups()[:4])
+    bench = (ROOT / "benchmarks" / "bench_train_throughput.py").read_text(encoding="utf-8")
+    shape = re.search(r"big = dict\([^)]*n_layer=(\d+)[^)]*n_embd=(\d+)[^)]*vocab=(\d+)"
+                      r"[^)]*block=(\d+)", bench)
+    assert (n_layer, width, vocab, context) == tuple(map(int, shape.groups())), (
+        "README.md quotes another shape than bench_train_throughput.py's `big`")
+
+    def share(layers, c, t):  # per layer: 4C^2 + 8C^2 weights (2 FLOPs each), QK^T and AV
+        blocks, head = layers * (24 * c * c + 4 * t * c), 2 * c * vocab
+        return head, blocks, head / (head + blocks)
+
+    head, blocks, frac = share(n_layer, width, context)
+    assert float(claim.group(5)) == round(head / 1e6, 1)
+    assert float(claim.group(6)) == round(blocks / 1e6, 1)
+    assert int(claim.group(7)) == round(100 * frac)
+    assert int(claim.group(8)) == round(100 * share(12, 768, 1024)[2])
