@@ -101,7 +101,8 @@ def tokenizer_fingerprint(tokenizer) -> str:
 def encode_cached(tokenizer, text: str, cache_dir: str | Path | None) -> np.ndarray:
     """Token ids of ``text`` as uint16, cached on disk under tokenizer + content hash."""
     if tokenizer.vocab_size > np.iinfo(np.uint16).max + 1:
-        raise DataError(f"vocab_size {tokenizer.vocab_size} does not fit in uint16 ids")
+        raise DataError(f"vocab_size {tokenizer.vocab_size} does not fit in uint16 ids; use a "
+                        "tokenizer with at most 65,536 tokens")
     key = hashlib.sha256()
     key.update(tokenizer_fingerprint(tokenizer).encode())
     key.update(b"\0")

@@ -70,6 +70,8 @@ def sample_text(model, tokenizer, n_tokens: int, seed: int, device, prompt: str 
     for _ in range(n_tokens):
         logits, _ = model(idx[:, -model.config.block_size:])
         logits = logits[:, -1, :].float()
+        # Rows past the tokenizer's vocabulary (padding to a multiple of 64) are no token.
+        logits[:, tokenizer.vocab_size:] = -float("inf")
         top = torch.topk(logits, min(40, logits.size(-1)))
         logits[logits < top.values[:, -1:]] = -float("inf")
         nxt = torch.multinomial(torch.softmax(logits, -1), 1, generator=gen)

@@ -13,6 +13,7 @@ import torch
 from .lm_loss import LanguageModelLoss
 
 _config = import_module("sprints.08_gpt2_assembly.results.config")
+_tokenizer = import_module("sprints.08_gpt2_assembly.results.tokenizer")
 _model = import_module("sprints.08_gpt2_assembly.results.model")
 GPTConfig, GPT = _config.GPTConfig, _model.GPT
 
@@ -20,6 +21,16 @@ GPTConfig, GPT = _config.GPTConfig, _model.GPT
 def is_pretrained_name(init_from: str) -> bool:
     """"gpt2", "gpt2-medium", ...: a Hugging Face hub name (unless a local path has that name)."""
     return init_from.startswith("gpt2") and not Path(init_from).exists()
+
+
+def model_vocab_size(tokenizer) -> int:
+    """Embedding rows of a new model: a tokenizer.json BPE's vocabulary padded up to a multiple
+    of 64 (sprint 8's ``padded_vocab_size`` says why that is faster). GPT-2's 50,257 stays
+    exact, since Hugging Face GPT-2 files and the GGUF export expect it, and so does the
+    character vocabulary, whose handful of rows cost nothing."""
+    if tokenizer.name == "bpe":
+        return _tokenizer.padded_vocab_size(tokenizer.vocab_size)
+    return tokenizer.vocab_size
 
 
 def build_model(args, vocab_size: int) -> GPT:

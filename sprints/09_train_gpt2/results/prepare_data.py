@@ -46,6 +46,7 @@ from .shards import (
 from .token_encoders import encode_pieces, init_worker, limit_threads, make_encoder
 
 _arg_types = import_module("sprints.01_setup_and_basics.results.arg_types")
+_tokenizer_lib = import_module("sprints.08_gpt2_assembly.results.tokenizer")
 
 TASK_CHARS = 1 << 20  # characters of text per worker task (many small documents, or pieces)
 TASK_PIECES = 4096
@@ -81,9 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--out-dir", type=Path, default=None,
                      help="where shards and manifest.json go (default: "
                           "data/prepared/<input name>-<tokenizer>)")
-    out.add_argument("--tokenizer", choices=["gpt2", "char"], default="gpt2",
+    out.add_argument("--tokenizer", type=_tokenizer_lib.tokenizer_arg, default="gpt2",
                      help="gpt2: GPT-2's BPE, end-of-text after every document; char: one id "
-                          "per character (a first pass collects the characters)")
+                          "per character (a first pass collects the characters); or the path "
+                          "of a tokenizer.json byte-level BPE (its <|endoftext|>, if it has "
+                          "one, after every document; the manifest records the whole file)")
     out.add_argument("--shard-tokens", type=_arg_types.positive_int, default=100_000_000,
                      help="tokens per shard (the last shard of each split may be shorter)")
     val = out.add_mutually_exclusive_group()
@@ -134,7 +137,9 @@ def default_out_dir(args) -> Path:
         name = args.input.stem if args.input.is_file() else args.input.resolve().name
     else:
         name = "tinyshakespeare"
-    return Path("data") / "prepared" / f"{name}-{args.tokenizer}"
+    tokenizer = (Path(args.tokenizer).stem if _tokenizer_lib.is_tokenizer_file(args.tokenizer)
+                 else args.tokenizer)
+    return Path("data") / "prepared" / f"{name}-{tokenizer}"
 
 
 # ----- the output directory's state --------------------------------------------------------------
@@ -239,6 +244,30 @@ def char_vocabulary(corpus, progress: bool) -> dict:
     return {"type": "char", "chars": "".join(sorted(chars))}
 
 
+def bpe_spec(path: str) -> dict:
+    """The manifest's record of a tokenizer.json BPE: its whole text (the data needs no file
+    beside it), refused when its ids do not fit the uint16 shards."""
+    try:
+        tokenizer = _tokenizer_lib.BPETokenizer.from_file(path)
+    except (OSError, ValueError) as error:
+        raise DataError(str(error)) from None
+    if tokenizer.vocab_size > 1 << 16:
+        raise DataError(f"{path} has {tokenizer.vocab_size:,} tokens, more than the 65,536 "
+                        "ids that uint16 shards can hold; train a tokenizer with "
+                        "vocab_size <= 65536")
+    return tokenizer.to_dict()
+
+
+def spec_vocabulary(spec: dict) -> tuple[int, int | None]:
+    """(vocab size, end-of-text id or None) of a tokenizer record."""
+    if spec["type"] == "gpt2":
+        return GPT2_VOCAB_SIZE, GPT2_EOT
+    if spec["type"] == "char":
+        return len(spec["chars"]), None
+    tokenizer = _tokenizer_lib.tokenizer_from_record(spec)
+    return tokenizer.vocab_size, tokenizer.eot_token_id
+
+
 # ----- the run -----------------------------------------------------------------------------------
 def prepare(corpus, out_dir: Path, tokenizer: str = "gpt2", shard_tokens: int = 100_000_000,
             validation: dict | None = None, workers: int = 1, overwrite: bool = False,
@@ -247,7 +276,12 @@ def prepare(corpus, out_dir: Path, tokenizer: str = "gpt2", shard_tokens: int = 
     prepared with the same options)."""
     validation = validation or {"rule": "fraction", "fraction": 0.1}
     limit_threads()
-    job = {"format": FORMAT, "tokenizer": tokenizer, "shard_tokens": shard_tokens,
+    bpe = bpe_spec(tokenizer) if _tokenizer_lib.is_tokenizer_file(tokenizer) else None
+    # A tokenizer file is identified by its content, so a resume with an edited file starts
+    # again instead of mixing two vocabularies.
+    job_tokenizer = tokenizer if bpe is None else {
+        "type": "bpe", "sha256": _tokenizer_lib.BPETokenizer(bpe["json"]).sha256}
+    job = {"format": FORMAT, "tokenizer": job_tokenizer, "shard_tokens": shard_tokens,
            "validation": validation, "source": corpus.description,
            "piece_chars": PIECE_CHARS, "max_piece_chars": MAX_PIECE_CHARS}
     done, record = check_out_dir(out_dir, job, overwrite)
@@ -257,7 +291,10 @@ def prepare(corpus, out_dir: Path, tokenizer: str = "gpt2", shard_tokens: int = 
         return done
     out_dir.mkdir(parents=True, exist_ok=True)
     if record is None:
-        spec = GPT2 if tokenizer == "gpt2" else char_vocabulary(corpus, progress)
+        if bpe is not None:
+            spec = bpe
+        else:
+            spec = GPT2 if tokenizer == "gpt2" else char_vocabulary(corpus, progress)
         record = {"job": job, "tokenizer": spec, "cursor": Cursor().to_dict(), "skip": 0,
                   "unit": 0, "documents": 0, "forced_cuts": 0, "streams": {}}
         write_json_atomic(out_dir / PROGRESS_NAME, record)
@@ -325,10 +362,10 @@ def prepare(corpus, out_dir: Path, tokenizer: str = "gpt2", shard_tokens: int = 
     shards.sort(key=lambda s: (s["split"] != "val", s["file"]))
     train_tokens = sum(s["tokens"] for s in shards if s["split"] == "train")
     val_tokens = sum(s["tokens"] for s in shards if s["split"] == "val")
-    vocab_size = GPT2_VOCAB_SIZE if spec["type"] == "gpt2" else len(spec["chars"])
+    vocab_size, eot_token_id = spec_vocabulary(spec)
     manifest = {
         "format": FORMAT, "tokenizer": spec, "vocab_size": vocab_size,
-        "eot_token_id": GPT2_EOT if spec["type"] == "gpt2" else None,
+        "eot_token_id": eot_token_id,
         "dtype": "uint16", "byte_order": "little", "shard_tokens": shard_tokens,
         "total_tokens": train_tokens + val_tokens, "train_tokens": train_tokens,
         "val_tokens": val_tokens, "validation": validation, "shards": shards,

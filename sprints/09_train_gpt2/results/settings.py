@@ -17,6 +17,7 @@ from . import data as data_lib
 
 _config = import_module("sprints.08_gpt2_assembly.results.config")
 _devices = import_module("sprints.01_setup_and_basics.results.devices")
+_tokenizer = import_module("sprints.08_gpt2_assembly.results.tokenizer")
 
 # Values used when neither a flag nor --preset sets them (a ~30 s character-level run).
 DEFAULTS: dict = dict(
@@ -90,8 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--cache-dir", type=Path, default=Path("data") / "cache",
                    help="token-id cache (uint16 .npy keyed by tokenizer + text hash)")
     g.add_argument("--val-fraction", type=float, default=0.1)
-    g.add_argument("--tokenizer", choices=["gpt2", "char"], default=None,
-                   help="default: char, or gpt2 when --init-from is a GPT-2")
+    g.add_argument("--tokenizer", type=_tokenizer.tokenizer_arg, default=None,
+                   help="gpt2 | char | path of a tokenizer.json byte-level BPE (the model's "
+                        "vocabulary is its size padded to a multiple of 64). Default: char, "
+                        "gpt2 when --init-from is a GPT-2, the checkpoint's own tokenizer "
+                        "when --init-from or --resume is a checkpoint")
     g = p.add_argument_group("model")
     g.add_argument("--preset", choices=sorted(PRESETS), default=None,
                    help="model + training settings; explicit flags override them")

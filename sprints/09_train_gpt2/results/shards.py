@@ -279,22 +279,31 @@ class PreparedData:
     manifest: dict
     train: ShardSet
     val: ShardSet
-    tokenizer: dict = field(default_factory=dict)  # {"type": "gpt2"} or {"type": "char", ...}
+    # {"type": "gpt2"}, {"type": "char", "chars": ...} or {"type": "bpe", "json": ...}
+    tokenizer: dict = field(default_factory=dict)
     vocab_size: int = 0
     eot_token_id: int | None = None
 
     def make_tokenizer(self):
         """Sprint 8's tokenizer object for these ids (for decoding samples)."""
         lib = import_module("sprints.08_gpt2_assembly.results.tokenizer")
-        if self.tokenizer["type"] == "char":
-            return lib.CharTokenizer.from_dict(self.tokenizer)
+        if self.tokenizer["type"] in ("char", "bpe"):
+            return lib.tokenizer_from_record(self.tokenizer)
         return lib.get_tokenizer("gpt2")
 
     def check_fits(self, model_vocab_size: int, tokenizer: str | None = None) -> None:
         """Raise DataError unless a model with ``model_vocab_size`` output rows (and the
         ``--tokenizer`` the user asked for, if any) can train on these ids."""
         kind = self.tokenizer["type"]
-        if tokenizer is not None and tokenizer != kind:
+        lib = import_module("sprints.08_gpt2_assembly.results.tokenizer")
+        if tokenizer is not None and kind == "bpe" and lib.is_tokenizer_file(tokenizer):
+            if lib.BPETokenizer.from_file(tokenizer).to_dict() != self.tokenizer:
+                raise DataError(
+                    f"{self.directory} was prepared with another tokenizer.json than "
+                    f"{tokenizer}; leave --tokenizer out to train with the one it was "
+                    f"prepared with, or prepare the text again with `{PREPARE_COMMAND} "
+                    f"--tokenizer {tokenizer} ...`")
+        elif tokenizer is not None and tokenizer != kind:
             raise DataError(
                 f"{self.directory} was prepared with the {kind} tokenizer but --tokenizer "
                 f"{tokenizer} was asked for; pass --tokenizer {kind}, or prepare the text "

@@ -1,5 +1,6 @@
 """Text -> uint16 token ids for prepare_data, fast: GPT-2 (sprint 8's tokenizer behind a cache
-of text segments) and the character tokenizer. Also the worker-process entry points.
+of text segments), a tokenizer.json byte-level BPE (the same cache, when its pre-tokenizer is
+GPT-2's regex) and the character tokenizer. Also the worker-process entry points.
 
 Why a cache: the ``tokenizers`` library spends about 1 us per pre-token on bookkeeping (offsets,
 alignments) even through ``encode_batch_fast``; measured on this repository's source files it
@@ -48,18 +49,31 @@ FINE_CACHE_SIZE = 300_000  # full, at most about 80 MB each, segments being <= 6
 MAX_CACHED_CHARS = 64
 
 
+# The cache splits bytes at 0xFFFF: exact only while no id has high byte 0xFF (ids < 0xFF00).
+MAX_CACHED_VOCAB = 0xFF00
+
+
 class CachedGPT2Encoder:
     """GPT-2 ids of a text as uint16 bytes, through sprint 8's GPT2Tokenizer and a segment
-    cache. ``encode(text)`` equals tiktoken's ``encode_ordinary(text)``."""
+    cache. ``encode(text)`` equals tiktoken's ``encode_ordinary(text)``.
+
+    ``tokenizer``: another sprint 8 byte-level BPE (``BPETokenizer``) whose pre-tokenizer is
+    GPT-2's regex (``segment_cache_applies``): the safe cuts hold for it too, since BPE never
+    merges across the regex's matches, whatever its merges are.
+    """
 
     name = "gpt2"
 
     def __init__(self, coarse_size: int = COARSE_CACHE_SIZE,
-                 fine_size: int = FINE_CACHE_SIZE) -> None:
-        gpt2 = _tokenizer_lib.get_tokenizer("gpt2")
+                 fine_size: int = FINE_CACHE_SIZE, tokenizer=None) -> None:
         # A fresh sprint 8 tokenizer of our own, so its backend (the tokenizers.Tokenizer) may
         # be changed: encode_special_tokens=True reads a literal "<|endoftext|>" as text,
         # like tiktoken's encode_ordinary.
+        gpt2 = tokenizer if tokenizer is not None else _tokenizer_lib.get_tokenizer("gpt2")
+        if gpt2.vocab_size > MAX_CACHED_VOCAB:
+            raise ValueError(f"the segment cache needs ids below {MAX_CACHED_VOCAB:#x}; this "
+                             f"tokenizer has {gpt2.vocab_size}: use PlainBPEEncoder")
+        self.name = gpt2.name
         self._rust = gpt2.backend
         self._rust.encode_special_tokens = True
         self.vocab_size = gpt2.vocab_size
@@ -79,7 +93,8 @@ class CachedGPT2Encoder:
         missing = list(missing)
         # One regex pass and one join for all of them: the segments joined by NUL, which
         # FINE_PARTS_NUL keeps apart; NUL's ids are the marker 0xFFFF, which no token id
-        # (< 50257, high byte <= 0xC4) can form, so splitting the bytes at it is exact.
+        # (< MAX_CACHED_VOCAB: GPT-2's high bytes are <= 0xC4) and no pair of neighbouring
+        # ids can form, so splitting the bytes at it is exact.
         joined = _SEPARATOR.join(missing)
         if joined.count(_SEPARATOR) != len(missing) - 1:  # a NUL in the text itself
             for segment in missing:
@@ -144,13 +159,54 @@ class CharEncoder:
         return np.asarray(self._tok.encode(text), dtype=ID_DTYPE).tobytes()
 
 
-def make_encoder(spec: dict) -> CachedGPT2Encoder | CharEncoder:
-    """``{"type": "gpt2"}`` or ``{"type": "char", "chars": "..."}`` (the manifest's form)."""
+class PlainBPEEncoder:
+    """A tokenizer.json BPE without the cache (for pre-tokenizers other than GPT-2's regex):
+    each text goes to ``tokenizers`` whole; special tokens in it are read as text."""
+
+    name = "bpe"
+
+    def __init__(self, tokenizer) -> None:
+        self._rust = tokenizer.backend
+        self._rust.encode_special_tokens = True
+        self.vocab_size = tokenizer.vocab_size
+        self.eot_token_id = tokenizer.eot_token_id
+
+    def encode(self, text: str) -> bytes:
+        ids = self._rust.encode(text, add_special_tokens=False).ids
+        return np.asarray(ids, dtype=ID_DTYPE).tobytes()
+
+
+def segment_cache_applies(tokenizer) -> bool:
+    """Whether a tokenizer.json BPE tokenizes every safe-cut segment independently, as GPT-2:
+    no normalizer (NFC and the like can join characters across a cut), a ByteLevel
+    pre-tokenizer with GPT-2's regex and no prefix space (one would be added to every
+    segment), no BPE dropout (random merges), only special added tokens (ordinary added
+    tokens are matched before the regex, possibly across a cut), ids below the marker."""
+    spec = tokenizer.spec
+    pre = spec.get("pre_tokenizer") or {}
+    if pre.get("type") == "Sequence" and len(pre.get("pretokenizers", [])) == 1:
+        pre = pre["pretokenizers"][0]
+    return (spec.get("normalizer") is None and pre.get("type") == "ByteLevel"
+            and pre.get("use_regex", True) and not pre.get("add_prefix_space", False)
+            and (spec.get("model") or {}).get("dropout") is None
+            and all(t.get("special") for t in spec.get("added_tokens") or [])
+            and tokenizer.vocab_size <= MAX_CACHED_VOCAB)
+
+
+def make_encoder(spec: dict) -> CachedGPT2Encoder | PlainBPEEncoder | CharEncoder:
+    """``{"type": "gpt2"}``, ``{"type": "char", "chars": "..."}`` or
+    ``{"type": "bpe", "json": "..."}`` (the manifest's form)."""
     if spec["type"] == "gpt2":
         return CachedGPT2Encoder()
     if spec["type"] == "char":
         return CharEncoder(spec["chars"])
-    raise ValueError(f"unknown tokenizer type {spec['type']!r}; expected 'gpt2' or 'char'")
+    if spec["type"] == "bpe":
+        tokenizer = _tokenizer_lib.BPETokenizer.from_dict(spec)
+        if segment_cache_applies(tokenizer):
+            return CachedGPT2Encoder(tokenizer=tokenizer)
+        return PlainBPEEncoder(tokenizer)
+    raise ValueError(f"unknown tokenizer type {spec['type']!r}; expected 'gpt2', 'char' or "
+                     "'bpe'")
 
 
 def limit_threads() -> None:

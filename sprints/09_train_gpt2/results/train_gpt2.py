@@ -50,6 +50,7 @@ from .model_setup import (  # noqa: E402
     check_model_fits,
     default_loss_chunk,
     is_pretrained_name,
+    model_vocab_size,
     wrap_for_training,
 )
 from .optimizers import build_optimizer  # noqa: E402
@@ -110,7 +111,10 @@ def load_start_checkpoints(args, latest_path: Path) -> tuple[dict | None, dict |
     if args.tokenizer is None and args.data_dir is None:  # default: what we start from
         pretrained = is_pretrained_name(args.init_from) or Path(args.init_from).is_dir()
         saved = (resume_ckpt or init_ckpt or {}).get("extra", {}).get("tokenizer", {})
-        args.tokenizer = "gpt2" if pretrained or saved.get("type") == "gpt2" else "char"
+        if saved.get("type") == "bpe":
+            args.tokenizer = "bpe"  # training_data takes the tokenizer from the checkpoint
+        else:
+            args.tokenizer = "gpt2" if pretrained or saved.get("type") == "gpt2" else "char"
     return resume_ckpt, init_ckpt
 
 
@@ -172,7 +176,7 @@ def train(args: argparse.Namespace) -> dict:
 
     # --- model and optimizer (one seed before building: the same initial weights on all ranks)
     torch.manual_seed(args.seed)
-    model = build_model(args, tokenizer.vocab_size)
+    model = build_model(args, model_vocab_size(tokenizer))
     check_model_fits(model, args, tokenizer.vocab_size)
     tokens.check_block_size(args.block_size)
     if resume_ckpt is not None:

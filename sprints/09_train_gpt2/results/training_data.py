@@ -36,6 +36,11 @@ def load_prepared(args, ckpt_tokenizer: dict | None, rank: int):
     kind = prepared.tokenizer["type"]
     if args.tokenizer is not None and args.tokenizer != kind:
         prepared.check_fits(prepared.vocab_size, args.tokenizer)  # raises, with advice
+    if ckpt_tokenizer is not None and kind == "bpe" and ckpt_tokenizer != prepared.tokenizer:
+        raise data_lib.DataError(
+            f"{args.data_dir} was prepared with another tokenizer.json than the checkpoint's: "
+            "the same id would mean another token; prepare the text with the checkpoint's "
+            "tokenizer, or train from scratch")
     if ckpt_tokenizer is not None and ckpt_tokenizer.get("type") != kind:
         raise data_lib.DataError(
             f"{args.data_dir} holds {kind} token ids but the checkpoint's model reads "
@@ -50,6 +55,20 @@ def load_prepared(args, ckpt_tokenizer: dict | None, rank: int):
     args.tokenizer = kind
     return prepared.make_tokenizer(), data_lib.TokenData(train=prepared.train,
                                                          val=prepared.val)
+
+
+def bpe_tokenizer(name: str, ckpt_tokenizer: dict | None):
+    """The tokenizer.json BPE that ``--tokenizer PATH`` names or the checkpoint records
+    (``name == "bpe"``); a file other than the checkpoint's is refused, since the model's
+    embedding rows belong to the checkpoint's ids."""
+    recorded = ckpt_tokenizer if (ckpt_tokenizer or {}).get("type") == "bpe" else None
+    if name == "bpe":
+        return _tokenizer.BPETokenizer.from_dict(recorded)
+    tokenizer = _tokenizer.BPETokenizer.from_file(name)
+    if ckpt_tokenizer is not None and tokenizer.to_dict() != ckpt_tokenizer:
+        raise ValueError(f"--tokenizer {name} is not the tokenizer the checkpoint was trained "
+                         "with; leave --tokenizer out to use the checkpoint's own")
+    return tokenizer
 
 
 def load_text_and_tokenizer(args, ckpt_tokenizer: dict | None, rank: int):
@@ -70,6 +89,8 @@ def load_text_and_tokenizer(args, ckpt_tokenizer: dict | None, rank: int):
     train_text, val_text = data_lib.split_text(text, args.val_fraction)
     if args.tokenizer == "gpt2":
         tokenizer = _tokenizer.get_tokenizer("gpt2")
+    elif args.tokenizer == "bpe" or _tokenizer.is_tokenizer_file(str(args.tokenizer)):
+        tokenizer = bpe_tokenizer(args.tokenizer, ckpt_tokenizer)
     elif ckpt_tokenizer is not None and ckpt_tokenizer.get("type") == "char":
         tokenizer = _tokenizer.CharTokenizer.from_dict(ckpt_tokenizer)
         unknown = set(text) - set(tokenizer.chars)
