@@ -11,6 +11,10 @@ llama.cpp's loader for that architecture expects. Here the architecture is llama
 ``ggml_mul_mat(W, x)`` with W of ggml shape [in, out], which is NumPy/torch shape
 (out, in), exactly ``nn.Linear``'s layout (Hugging Face's Conv1D weights, stored (in, out),
 are what llama.cpp's own converter has to transpose).
+
+The vocabulary is GPT-2's, or the tokenizer.json byte-level BPE that a checkpoint records
+(``train_gpt2 --tokenizer tokenizer.json``): its tokens, merges and special tokens go into
+the file, padded embedding rows as unused ``[PAD<id>]`` tokens.
 """
 
 from __future__ import annotations
@@ -44,7 +48,8 @@ def _sprint8(name: str):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Write a GPT (our checkpoint or a Hugging Face GPT-2 directory) as a GGUF "
-        "file for llama.cpp, with GPT-2's tokenizer inside.",
+        "file for llama.cpp, with its tokenizer inside (GPT-2's, or the checkpoint's "
+        "tokenizer.json BPE).",
     )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", help="a checkpoint written by train_gpt2.py/finetune.py")
@@ -139,20 +144,77 @@ def gpt2_vocabulary(vocab_dir: str | os.PathLike | None = None) -> tuple[list, l
     return tokens, [int(t) for t in types], merges
 
 
+def bpe_vocabulary(tokenizer, n_rows: int) -> tuple[list, list, list, int | None]:
+    """(tokens, token types, merges, end-of-text id) of sprint 8's ``BPETokenizer`` (a
+    tokenizer.json byte-level BPE), listed for ``n_rows`` embedding rows.
+
+    llama.cpp's ``gpt2`` tokenizer model reads tokens in the byte-to-unicode form that
+    ByteLevel BPE vocabularies already use (a space is "Ġ"), splits text with GPT-2's regex
+    (pre-tokenizer "gpt-2") and merges by rank, so such a tokenizer.json needs no conversion;
+    one whose normalizer or pre-tokenizer does something else would tokenize differently
+    there and is refused. Added special tokens become CONTROL tokens (never produced from
+    text unless asked), rows beyond the vocabulary unused ``[PAD<id>]`` tokens (llama.cpp's
+    converter does the same) so that the token count equals the embedding rows.
+    """
+    import gguf
+    from tokenizers import pre_tokenizers
+
+    spec = tokenizer.spec
+    pre = spec.get("pre_tokenizer") or {}
+    if pre.get("type") == "Sequence" and len(pre.get("pretokenizers", [])) == 1:
+        pre = pre["pretokenizers"][0]
+    if (spec.get("normalizer") is not None or pre.get("type") != "ByteLevel"
+            or not pre.get("use_regex", True) or pre.get("add_prefix_space", False)):
+        raise ValueError(
+            "llama.cpp splits text with GPT-2's regex and no normalizer; this tokenizer.json "
+            f"has normalizer {spec.get('normalizer')} and pre-tokenizer {pre}, so llama.cpp "
+            "would tokenize differently: export tokenizers built with "
+            "pre_tokenizers.ByteLevel(add_prefix_space=False) and no normalizer")
+    if n_rows < tokenizer.vocab_size:
+        raise ValueError(f"the model has {n_rows} embedding rows, fewer than its tokenizer's "
+                         f"{tokenizer.vocab_size} tokens: they do not belong together")
+    tokens: list = [None] * tokenizer.vocab_size
+    for token, i in tokenizer.backend.get_vocab(with_added_tokens=True).items():
+        tokens[i] = token
+    if None in tokens:
+        raise ValueError(f"the tokenizer's ids have gaps (id {tokens.index(None)} is no "
+                         "token); llama.cpp needs ids 0..n-1")
+    missing = set(pre_tokenizers.ByteLevel.alphabet()) - set(tokens)
+    if missing:
+        # Hugging Face drops a byte it has no token for; llama.cpp has no such rule.
+        raise ValueError(f"the vocabulary lacks {len(missing)} of the 256 byte tokens "
+                         f"({sorted(missing)[:5]}...); train it with "
+                         "initial_alphabet=pre_tokenizers.ByteLevel.alphabet()")
+    types = [int(gguf.TokenType.NORMAL)] * len(tokens)
+    for added in spec.get("added_tokens") or []:
+        kind = gguf.TokenType.CONTROL if added.get("special") else gguf.TokenType.USER_DEFINED
+        types[added["id"]] = int(kind)
+    for i in range(tokenizer.vocab_size, n_rows):
+        tokens.append(f"[PAD{i}]")
+        types.append(int(gguf.TokenType.UNUSED))
+    # tokenizers writes a merge as "a b" (before 0.20) or as the pair ["a", "b"]; byte-level
+    # tokens hold no space, so "a b" is unambiguous either way.
+    merges = [m if isinstance(m, str) else " ".join(m) for m in spec["model"]["merges"]]
+    return tokens, types, merges, tokenizer.eot_token_id
+
+
 # ----- the file --------------------------------------------------------------------------
 def write_gguf(
     model, path: str | os.PathLike, dtype: str = "f32", name: str = "gpt2-from-scratch",
-    vocab_dir: str | os.PathLike | None = None,
+    vocab_dir: str | os.PathLike | None = None, tokenizer=None,
 ) -> Path:
-    """Write ``model`` (sprint 8's GPT with GPT-2's vocabulary) to ``path``, atomically."""
+    """Write ``model`` (sprint 8's GPT) to ``path``, atomically, with GPT-2's vocabulary
+    (from ``vocab_dir`` or the bundled copy) or, given ``tokenizer`` (sprint 8's
+    ``BPETokenizer``), with that tokenizer's."""
     import gguf
 
     cfg = model.config
-    if cfg.vocab_size != GPT2_VOCAB_SIZE:
+    if tokenizer is None and cfg.vocab_size != GPT2_VOCAB_SIZE:
         raise ValueError(
             f"this model has a vocabulary of {cfg.vocab_size} tokens; the GGUF file carries "
             f"GPT-2's tokenizer ({GPT2_VOCAB_SIZE} tokens), so only GPT-2-vocabulary models "
-            "can be exported (train with --tokenizer gpt2)"
+            "can be exported without their own tokenizer (train with --tokenizer gpt2 or "
+            "--tokenizer tokenizer.json)"
         )
     if getattr(cfg, "activation", "gelu_tanh") != "gelu_tanh":
         raise ValueError(
@@ -161,7 +223,11 @@ def write_gguf(
             "trained with --activation gelu_tanh (GPT-2's)"
         )
     tensors = gguf_tensors(model, dtype)
-    tokens, types, merges = gpt2_vocabulary(vocab_dir)
+    if tokenizer is None:
+        tokens, types, merges = gpt2_vocabulary(vocab_dir)
+        eot_id = EOT_ID
+    else:
+        tokens, types, merges, eot_id = bpe_vocabulary(tokenizer, cfg.vocab_size)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -182,8 +248,9 @@ def write_gguf(
         writer.add_token_list(tokens)
         writer.add_token_types(types)
         writer.add_token_merges(merges)
-        writer.add_bos_token_id(EOT_ID)
-        writer.add_eos_token_id(EOT_ID)
+        if eot_id is not None:  # GPT-2's one special token both starts and ends a document
+            writer.add_bos_token_id(eot_id)
+            writer.add_eos_token_id(eot_id)
         writer.add_add_bos_token(False)  # GPT-2 text is not prefixed with a special token
         for tensor_name, array in tensors.items():
             writer.add_tensor(tensor_name, array)
@@ -199,7 +266,8 @@ def write_gguf(
 
 
 def load_model(args):
-    """The model and the directory its vocabulary files sit in (None: GPT-2's bundled copy)."""
+    """(model, the directory its GPT-2 vocabulary files sit in (None: the bundled copy), its
+    own tokenizer.json BPE (None: GPT-2's))."""
     gen = import_module("sprints.10_pretrained_and_generation.results.generate")
     tok_mod = _sprint8("tokenizer")
     if args.checkpoint is not None:
@@ -210,27 +278,31 @@ def load_model(args):
         directory = Path(args.init_from)
         has_vocab = directory.is_dir() and tok_mod.find_vocab_files(directory) is not None
         vocab_dir = directory if has_vocab else None
+    if isinstance(tokenizer, tok_mod.BPETokenizer):
+        return model.eval(), None, tokenizer
     if not isinstance(tokenizer, tok_mod.GPT2Tokenizer):
         raise ValueError(
             f"this model uses a {tokenizer.name} tokenizer; the GGUF file carries GPT-2's BPE "
-            "tokenizer, so export a model trained with --tokenizer gpt2"
+            "or a tokenizer.json byte-level BPE, so export a model trained with --tokenizer "
+            "gpt2 or --tokenizer tokenizer.json"
         )
-    return model.eval(), vocab_dir
+    return model.eval(), vocab_dir, None
 
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
-        model, vocab_dir = load_model(args)
+        model, vocab_dir, tokenizer = load_model(args)
         source = args.checkpoint or args.init_from
         path = write_gguf(model, args.out, args.dtype, name=Path(source).stem or "gpt2",
-                          vocab_dir=vocab_dir)
+                          vocab_dir=vocab_dir, tokenizer=tokenizer)
     except (OSError, ValueError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(1) from None
     size = path.stat().st_size
     print(f"wrote {path} ({size / 1e6:.1f} MB, {args.dtype}, {model.config.n_layer} layers, "
-          f"width {model.config.n_embd}, GPT-2 tokenizer)")
+          f"width {model.config.n_embd}, "
+          f"{'GPT-2' if tokenizer is None else f'{tokenizer.vocab_size}-token BPE'} tokenizer)")
 
 
 if __name__ == "__main__":

@@ -243,6 +243,7 @@ def main(argv: list[str] | None = None) -> None:
             use_kv_cache=not args.no_kv_cache,
             refill_tokens=args.refill_tokens,
             eos_token_id=eos,
+            allowed_tokens=tokenizer.vocab_size,  # never a padded embedding row
         )
         for token in tokens:
             count += 1

@@ -59,6 +59,7 @@ def generate(
     refill_tokens: int | None = None,
     eos_token_id: int | None = None,
     cache: KVCache | None = None,
+    allowed_tokens: int | None = None,
 ) -> Iterator[Tensor]:
     """Yield ``max_new_tokens`` new tokens, one (B,) LongTensor per step.
 
@@ -66,6 +67,8 @@ def generate(
     otherwise tokens are drawn with temperature/top-k/top-p (see sampling.py) using
     ``generator``. ``eos_token_id`` stops early once every row has produced it.
     ``cache`` lets a caller reuse one KVCache across calls (it is reset here).
+    ``allowed_tokens``: only ids below it are chosen (the tokenizer's vocabulary size, for a
+    model whose embedding rows were padded beyond it: those rows are no token).
     Call ``model.eval()`` first: dropout would make the outputs random.
     """
     _check_inputs(model, idx, max_new_tokens)
@@ -86,7 +89,11 @@ def generate(
     def choose(logits: Tensor) -> Tensor:
         # logits (B, 1, V): only the last position predicts the next token, so the model
         # computes only its logits (logits_to_keep=1).
-        return sample_next_token(logits[:, -1, :], temperature, top_k, top_p, generator)
+        last = logits[:, -1, :]
+        if allowed_tokens is not None and allowed_tokens < last.size(-1):
+            last = last.clone()
+            last[:, allowed_tokens:] = -float("inf")
+        return sample_next_token(last, temperature, top_k, top_p, generator)
 
     if max_new_tokens == 0:
         return
