@@ -130,7 +130,7 @@ def test_bad_tokenizer_arguments_say_what_to_pass(bpe_file, tmp_path):
 
 
 # ----- sprint 9: prepare_data and train_gpt2 ----------------------------------------------------
-def test_prepare_data_gives_the_ids_of_tokenizer_from_file(bpe_file, tmp_path):
+def test_prepare_data_gives_the_ids_of_tokenizer_from_file(bpe_file, tmp_path, capsys):
     docs = [corpus_text(400 + 50 * i, 10 + i) for i in range(6)]
     docs[2] += " a NUL\x00 inside, and <|endoftext|> written as text"
     data = tmp_path / "docs.jsonl"
@@ -149,6 +149,10 @@ def test_prepare_data_gives_the_ids_of_tokenizer_from_file(bpe_file, tmp_path):
         files = sorted(out.glob(f"{split}_*.bin"))
         got = np.concatenate([np.fromfile(f, dtype="<u2") for f in files]).tolist()
         assert got == sum(expected[first::2], [])
+    # the same command again: the job (identified by the file's sha256) is already done
+    assert prepare_data.main(["--input", str(data), "--tokenizer", str(bpe_file), "--out-dir",
+                              str(out), "--val-fraction", "0.5", "--no-progress"]) == 0
+    assert "nothing to do" in capsys.readouterr().out
     # GPT-2's regex pre-tokenizer: the segment cache (safe cuts) applies, and gave those ids
     assert isinstance(token_encoders.make_encoder(manifest["tokenizer"]),
                       token_encoders.CachedGPT2Encoder)
@@ -218,6 +222,25 @@ def test_train_gpt2_pads_the_vocabulary_and_records_the_tokenizer(bpe_file, trai
     log = [json.loads(line) for line in
            (trained[0].parent / "train_log.jsonl").read_text().splitlines() if line.strip()]
     assert any("val_loss" in r for r in log)
+
+
+def test_train_continues_with_the_checkpoints_tokenizer_only(bpe_file, trained, tmp_path,
+                                                             capsys):
+    spec = json.loads(bpe_file.read_text(encoding="utf-8"))
+    spec["model"]["merges"] = spec["model"]["merges"][:-1]  # another tokenizer, same size
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(spec), encoding="utf-8")
+    text = tmp_path / "text.txt"
+    text.write_text(corpus_text(1500, 3), encoding="utf-8")
+    common = ["--data-file", str(text), "--init-from", str(trained[0]), "--out-dir",
+              str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache"), "--block-size",
+              "32", "--batch-size", "2", "--max-steps", "1", "--sample-tokens", "4",
+              "--threads", "1", "--no-progress", "--dtype", "float32"]
+    assert train_gpt2.main([*common, "--tokenizer", str(other)]) == 1
+    assert "not the tokenizer the checkpoint was trained with" in capsys.readouterr().err
+    assert train_gpt2.main(common) == 0  # no --tokenizer: the checkpoint's own
+    ckpt = utils_mod.load_checkpoint(tmp_path / "run" / "latest.pt")
+    assert ckpt["extra"]["tokenizer"] == trained[1]["extra"]["tokenizer"]
 
 
 # ----- sprint 10 and sprint 9's hellaswag, from the checkpoint alone ----------------------------
