@@ -1,0 +1,1 @@
+"""Sprint 8 exercises: see README.md; check with `uv run python -m sprints.check 08`."""
