@@ -36,7 +36,8 @@ def load_prepared(args, ckpt_tokenizer: dict | None, rank: int):
     kind = prepared.tokenizer["type"]
     if args.tokenizer is not None and args.tokenizer != kind:
         prepared.check_fits(prepared.vocab_size, args.tokenizer)  # raises, with advice
-    if ckpt_tokenizer is not None and kind == "bpe" and ckpt_tokenizer != prepared.tokenizer:
+    if (ckpt_tokenizer or {}).get("type") == kind == "bpe" and (
+            ckpt_tokenizer != prepared.tokenizer):
         raise data_lib.DataError(
             f"{args.data_dir} was prepared with another tokenizer.json than the checkpoint's: "
             "the same id would mean another token; prepare the text with the checkpoint's "
