@@ -83,7 +83,7 @@ def reference(path: Path):
 # ----- sprint 8: the tokenizer and its checkpoint record ----------------------------------------
 def test_bpe_record_round_trips_through_a_checkpoint(bpe_file, tmp_path):
     tok = tok_mod.get_tokenizer(str(bpe_file))
-    assert isinstance(tok, tok_mod.BPETokenizer) and tok.vocab_size == VOCAB
+    assert isinstance(tok, tok_mod.TokenizerJSON) and tok.vocab_size == VOCAB
     assert tok.eot_token_id == reference(bpe_file).token_to_id(tok_mod.EOT_TEXT)
     ckpt = tmp_path / "ckpt.pt"
     utils_mod.save_checkpoint(ckpt, model={}, step=0, extra={"tokenizer": tok.to_dict()})
@@ -139,7 +139,7 @@ def test_prepare_data_gives_the_ids_of_tokenizer_from_file(bpe_file, tmp_path, c
     assert prepare_data.main(["--input", str(data), "--tokenizer", str(bpe_file), "--out-dir",
                               str(out), "--val-fraction", "0.5", "--no-progress"]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
-    tok = tok_mod.BPETokenizer.from_file(bpe_file)
+    tok = tok_mod.TokenizerJSON.from_file(bpe_file)
     assert manifest["tokenizer"] == tok.to_dict()  # the whole file: the data needs no other
     assert manifest["vocab_size"] == VOCAB and manifest["eot_token_id"] == tok.eot_token_id
     ref = reference(bpe_file)
@@ -218,7 +218,7 @@ def test_train_gpt2_pads_the_vocabulary_and_records_the_tokenizer(bpe_file, trai
     _, ckpt = trained
     assert ckpt["config"]["vocab_size"] == PADDED
     assert ckpt["model"]["transformer.wte.weight"].shape[0] == PADDED
-    assert ckpt["extra"]["tokenizer"] == tok_mod.BPETokenizer.from_file(bpe_file).to_dict()
+    assert ckpt["extra"]["tokenizer"] == tok_mod.TokenizerJSON.from_file(bpe_file).to_dict()
     log = [json.loads(line) for line in
            (trained[0].parent / "train_log.jsonl").read_text().splitlines() if line.strip()]
     assert any("val_loss" in r for r in log)
@@ -369,4 +369,4 @@ def test_export_gguf_refuses_a_tokenizer_llama_cpp_would_split_differently(bpe_f
     spec["normalizer"] = {"type": "NFC"}
     pytest.importorskip("gguf")
     with pytest.raises(ValueError, match="GPT-2's regex and no normalizer"):
-        export_gguf.bpe_vocabulary(tok_mod.BPETokenizer(json.dumps(spec)), PADDED)
+        export_gguf.bpe_vocabulary(tok_mod.TokenizerJSON(json.dumps(spec)), PADDED)

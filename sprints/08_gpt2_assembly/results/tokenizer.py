@@ -186,7 +186,7 @@ class CharTokenizer:
         return f"CharTokenizer(vocab_size={self.vocab_size})"
 
 
-class BPETokenizer:
+class TokenizerJSON:
     """A byte-level BPE read from a ``tokenizer.json`` file (Hugging Face's format: model BPE,
     pre-tokenizer and decoder ByteLevel, added special tokens such as ``<|endoftext|>``).
 
@@ -219,7 +219,7 @@ class BPETokenizer:
         self.eot_token_id: int | None = tok.token_to_id(EOT_TEXT)
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike) -> BPETokenizer:
+    def from_file(cls, path: str | os.PathLike) -> TokenizerJSON:
         path = Path(path)
         try:
             text = path.read_text(encoding="utf-8")
@@ -254,14 +254,14 @@ class BPETokenizer:
         return {"type": "bpe", "json": self.json_text}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> BPETokenizer:
+    def from_dict(cls, data: dict[str, Any]) -> TokenizerJSON:
         if data.get("type") != "bpe" or not isinstance(data.get("json"), str):
             raise ValueError("not a BPE-tokenizer dict: expected {'type': 'bpe', 'json': str} "
-                             "as written by BPETokenizer.to_dict()")
+                             "as written by TokenizerJSON.to_dict()")
         return cls(data["json"], source="the recorded tokenizer")
 
     def __repr__(self) -> str:
-        return f"BPETokenizer(vocab_size={self.vocab_size}, eot_token_id={self.eot_token_id})"
+        return f"TokenizerJSON(vocab_size={self.vocab_size}, eot_token_id={self.eot_token_id})"
 
 
 def padded_vocab_size(vocab_size: int, multiple: int = 64) -> int:
@@ -298,12 +298,12 @@ def get_tokenizer(
     text: str | None = None,
     vocab_dir: str | os.PathLike | None = None,
     from_hub: bool = False,
-) -> GPT2Tokenizer | CharTokenizer | BPETokenizer:
+) -> GPT2Tokenizer | CharTokenizer | TokenizerJSON:
     """``get_tokenizer("gpt2")`` (local vocabulary; ``vocab_dir=`` for your own files,
     ``from_hub=True`` to download Hugging Face's), ``get_tokenizer("char", text=...)``, or
     ``get_tokenizer("path/to/tokenizer.json")``."""
     if is_tokenizer_file(str(name)):
-        return BPETokenizer.from_file(name)
+        return TokenizerJSON.from_file(name)
     if name == "char":
         if text is None:
             raise ValueError("get_tokenizer('char') needs text=... to build its vocabulary from")
@@ -325,14 +325,14 @@ def get_tokenizer(
     return GPT2Tokenizer.from_directory(bundled)
 
 
-def tokenizer_from_record(record: Any) -> GPT2Tokenizer | CharTokenizer | BPETokenizer:
+def tokenizer_from_record(record: Any) -> GPT2Tokenizer | CharTokenizer | TokenizerJSON:
     """The tokenizer a checkpoint records (sprint 9 stores it in ``extra["tokenizer"]``): a
     character vocabulary or a tokenizer.json BPE as its ``to_dict()``, or GPT-2's BPE as
     ``{"type": "gpt2"}``, ``"gpt2"`` or nothing (checkpoints that predate the record)."""
     if isinstance(record, dict) and record.get("type") == "char":
         return CharTokenizer.from_dict(record)
     if isinstance(record, dict) and record.get("type") == "bpe":
-        return BPETokenizer.from_dict(record)
+        return TokenizerJSON.from_dict(record)
     if record is None or record == "gpt2" or (
             isinstance(record, dict) and record.get("type") == "gpt2"):
         return get_tokenizer("gpt2")

@@ -248,7 +248,7 @@ def bpe_spec(path: str) -> dict:
     """The manifest's record of a tokenizer.json BPE: its whole text (the data needs no file
     beside it), refused when its ids do not fit the uint16 shards."""
     try:
-        tokenizer = _tokenizer_lib.BPETokenizer.from_file(path)
+        tokenizer = _tokenizer_lib.TokenizerJSON.from_file(path)
     except (OSError, ValueError) as error:
         raise DataError(str(error)) from None
     if tokenizer.vocab_size > 1 << 16:
@@ -280,7 +280,7 @@ def prepare(corpus, out_dir: Path, tokenizer: str = "gpt2", shard_tokens: int = 
     # A tokenizer file is identified by its content, so a resume with an edited file starts
     # again instead of mixing two vocabularies.
     job_tokenizer = tokenizer if bpe is None else {
-        "type": "bpe", "sha256": _tokenizer_lib.BPETokenizer(bpe["json"]).sha256}
+        "type": "bpe", "sha256": _tokenizer_lib.TokenizerJSON(bpe["json"]).sha256}
     job = {"format": FORMAT, "tokenizer": job_tokenizer, "shard_tokens": shard_tokens,
            "validation": validation, "source": corpus.description,
            "piece_chars": PIECE_CHARS, "max_piece_chars": MAX_PIECE_CHARS}

@@ -297,7 +297,7 @@ class PreparedData:
         kind = self.tokenizer["type"]
         lib = import_module("sprints.08_gpt2_assembly.results.tokenizer")
         if tokenizer is not None and kind == "bpe" and lib.is_tokenizer_file(tokenizer):
-            if lib.BPETokenizer.from_file(tokenizer).to_dict() != self.tokenizer:
+            if lib.TokenizerJSON.from_file(tokenizer).to_dict() != self.tokenizer:
                 raise DataError(
                     f"{self.directory} was prepared with another tokenizer.json than "
                     f"{tokenizer}; leave --tokenizer out to train with the one it was "

@@ -57,7 +57,7 @@ class CachedGPT2Encoder:
     """GPT-2 ids of a text as uint16 bytes, through sprint 8's GPT2Tokenizer and a segment
     cache. ``encode(text)`` equals tiktoken's ``encode_ordinary(text)``.
 
-    ``tokenizer``: another sprint 8 byte-level BPE (``BPETokenizer``) whose pre-tokenizer is
+    ``tokenizer``: another sprint 8 byte-level BPE (``TokenizerJSON``) whose pre-tokenizer is
     GPT-2's regex (``segment_cache_applies``): the safe cuts hold for it too, since BPE never
     merges across the regex's matches, whatever its merges are.
     """
@@ -201,7 +201,7 @@ def make_encoder(spec: dict) -> CachedGPT2Encoder | PlainBPEEncoder | CharEncode
     if spec["type"] == "char":
         return CharEncoder(spec["chars"])
     if spec["type"] == "bpe":
-        tokenizer = _tokenizer_lib.BPETokenizer.from_dict(spec)
+        tokenizer = _tokenizer_lib.TokenizerJSON.from_dict(spec)
         if segment_cache_applies(tokenizer):
             return CachedGPT2Encoder(tokenizer=tokenizer)
         return PlainBPEEncoder(tokenizer)

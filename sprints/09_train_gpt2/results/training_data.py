@@ -64,8 +64,8 @@ def bpe_tokenizer(name: str, ckpt_tokenizer: dict | None):
     embedding rows belong to the checkpoint's ids."""
     recorded = ckpt_tokenizer if (ckpt_tokenizer or {}).get("type") == "bpe" else None
     if name == "bpe":
-        return _tokenizer.BPETokenizer.from_dict(recorded)
-    tokenizer = _tokenizer.BPETokenizer.from_file(name)
+        return _tokenizer.TokenizerJSON.from_dict(recorded)
+    tokenizer = _tokenizer.TokenizerJSON.from_file(name)
     if ckpt_tokenizer is not None and tokenizer.to_dict() != ckpt_tokenizer:
         raise ValueError(f"--tokenizer {name} is not the tokenizer the checkpoint was trained "
                          "with; leave --tokenizer out to use the checkpoint's own")

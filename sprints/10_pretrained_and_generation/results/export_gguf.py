@@ -145,7 +145,7 @@ def gpt2_vocabulary(vocab_dir: str | os.PathLike | None = None) -> tuple[list, l
 
 
 def bpe_vocabulary(tokenizer, n_rows: int) -> tuple[list, list, list, int | None]:
-    """(tokens, token types, merges, end-of-text id) of sprint 8's ``BPETokenizer`` (a
+    """(tokens, token types, merges, end-of-text id) of sprint 8's ``TokenizerJSON`` (a
     tokenizer.json byte-level BPE), listed for ``n_rows`` embedding rows.
 
     llama.cpp's ``gpt2`` tokenizer model reads tokens in the byte-to-unicode form that
@@ -205,7 +205,7 @@ def write_gguf(
 ) -> Path:
     """Write ``model`` (sprint 8's GPT) to ``path``, atomically, with GPT-2's vocabulary
     (from ``vocab_dir`` or the bundled copy) or, given ``tokenizer`` (sprint 8's
-    ``BPETokenizer``), with that tokenizer's."""
+    ``TokenizerJSON``), with that tokenizer's."""
     import gguf
 
     cfg = model.config
@@ -278,7 +278,7 @@ def load_model(args):
         directory = Path(args.init_from)
         has_vocab = directory.is_dir() and tok_mod.find_vocab_files(directory) is not None
         vocab_dir = directory if has_vocab else None
-    if isinstance(tokenizer, tok_mod.BPETokenizer):
+    if isinstance(tokenizer, tok_mod.TokenizerJSON):
         return model.eval(), None, tokenizer
     if not isinstance(tokenizer, tok_mod.GPT2Tokenizer):
         raise ValueError(
