@@ -1,0 +1,1 @@
+"""Reference solutions to the sprint 5 exercises."""
