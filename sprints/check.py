@@ -54,7 +54,8 @@ def _round(values: Any) -> Any:
     return values
 
 
-def expect_close(call: str, got: Any, expected: Any, atol: float = 1e-5, rtol: float = 1e-4) -> None:
+def expect_close(call: str, got: Any, expected: Any, atol: float = 1e-5,
+                 rtol: float = 1e-4) -> None:
     """Fail unless ``got`` is a tensor (or number) of the expected shape and close in value."""
     if isinstance(expected, (int, float)):
         if not isinstance(got, (int, float, torch.Tensor)) or (

@@ -1,4 +1,5 @@
-"""Exercise 1: the shape that broadcasting gives two shapes (notes/02b_broadcasting_and_views.md)."""
+"""Exercise 1: the shape that broadcasting gives two shapes
+(notes/02b_broadcasting_and_views.md)."""
 
 
 def broadcast_shape(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:

@@ -1,4 +1,5 @@
-"""Exercise 3: SGD with momentum and weight decay, by hand (notes/02_training_and_evaluation_loops.md)."""
+"""Exercise 3: SGD with momentum and weight decay, by hand
+(notes/02_training_and_evaluation_loops.md)."""
 
 import torch
 

@@ -3,4 +3,5 @@
 
 def cosine_lr(epoch: int, base_lr: float, t_max: int, eta_min: float = 0.0) -> float:
     """The learning rate CosineAnnealingLR gives at epoch 0..t_max."""
-    raise NotImplementedError("hint: eta_min + (base_lr - eta_min) * (1 + cos(pi epoch / t_max)) / 2")
+    raise NotImplementedError(
+        "hint: eta_min + (base_lr - eta_min) * (1 + cos(pi epoch / t_max)) / 2")

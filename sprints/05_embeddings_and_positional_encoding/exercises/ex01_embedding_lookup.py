@@ -1,4 +1,5 @@
-"""Exercise 1: an embedding lookup as a one-hot matrix product (notes/02_custom_embedding_notes.md)."""
+"""Exercise 1: an embedding lookup as a one-hot matrix product
+(notes/02_custom_embedding_notes.md)."""
 
 import torch
 

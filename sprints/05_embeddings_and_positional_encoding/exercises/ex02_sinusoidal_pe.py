@@ -7,4 +7,4 @@ def sinusoidal_pe(max_len: int, d_model: int) -> torch.Tensor:
     """(max_len, d_model), d_model even: PE[pos, 2i] = sin(pos / 10000^(2i / d_model)) and
     PE[pos, 2i + 1] = cos(pos / 10000^(2i / d_model))."""
     raise NotImplementedError(
-        "hint: positions (max_len, 1) times frequencies (d_model / 2,); fill [:, 0::2] and [:, 1::2]")
+        "hint: positions (max_len, 1) times frequencies (d_model / 2,); fill [:, 0::2], [:, 1::2]")

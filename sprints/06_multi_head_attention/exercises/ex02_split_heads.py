@@ -1,4 +1,5 @@
-"""Exercise 2: split the model width into heads and merge it back (notes/02_multi_head_attention.md)."""
+"""Exercise 2: split the model width into heads and merge it back
+(notes/02_multi_head_attention.md)."""
 
 import torch
 

@@ -1,4 +1,5 @@
-"""Checks for the sprint 7 exercises; references: nn.LayerNorm, F.gelu, nn.TransformerEncoderLayer."""
+"""Checks for the sprint 7 exercises; references: nn.LayerNorm, F.gelu,
+nn.TransformerEncoderLayer."""
 
 import torch
 import torch.nn.functional as F

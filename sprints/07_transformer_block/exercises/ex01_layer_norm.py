@@ -15,4 +15,4 @@ class LayerNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError(
-            "hint: mean and biased variance (unbiased=False) over dim -1, keepdim=True; eps inside sqrt")
+            "hint: mean and variance (unbiased=False) over dim -1, keepdim=True; eps inside sqrt")

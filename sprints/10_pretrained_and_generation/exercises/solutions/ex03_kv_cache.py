@@ -13,7 +13,7 @@ class KVCache:
     def update(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         end = self.length + k.size(2)
         if end > self.max_len:
-            raise ValueError(f"{self.length} cached + {k.size(2)} new exceed max_len {self.max_len}")
+            raise ValueError(f"{self.length} cached + {k.size(2)} new > max_len {self.max_len}")
         self.k[:, :, self.length:end] = k
         self.v[:, :, self.length:end] = v
         self.length = end
