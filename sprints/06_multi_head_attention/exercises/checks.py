@@ -40,4 +40,22 @@ def check_ex03_attention(m):
                  m.attention(q, k, v, pad), F.scaled_dot_product_attention(q, k, v, pad))
 
 
-CHECKS = [check_ex01_causal_mask, check_ex02_split_heads, check_ex03_attention]
+def check_ex04_multi_head_attention(m):
+    from torch import nn
+
+    for b, t, c, nh, causal in [(1, 4, 8, 2, False), (2, 6, 12, 3, True)]:
+        mha = nn.MultiheadAttention(c, nh, batch_first=True).eval()
+        with torch.no_grad():
+            for p in (mha.in_proj_bias, mha.out_proj.bias):
+                p.copy_(torch.randn_like(p) * 0.1)  # PyTorch starts them at zero
+            x = torch.randn(b, t, c)
+            mask = nn.Transformer.generate_square_subsequent_mask(t) if causal else None
+            expected = mha(x, x, x, attn_mask=mask, need_weights=False)[0]
+            got = m.multi_head_attention(x, mha.in_proj_weight, mha.in_proj_bias,
+                                         mha.out_proj.weight, mha.out_proj.bias, nh, causal)
+        expect_close(f"multi_head_attention(x ({b}, {t}, {c}), n_heads={nh}, causal={causal}) "
+                     "against nn.MultiheadAttention", got, expected)
+
+
+CHECKS = [check_ex01_causal_mask, check_ex02_split_heads, check_ex03_attention,
+          check_ex04_multi_head_attention]

@@ -44,4 +44,21 @@ def check_ex03_pre_norm_block(m):
                      layer(x, src_mask=mask))
 
 
-CHECKS = [check_ex01_layer_norm, check_ex02_gelu, check_ex03_pre_norm_block]
+def check_ex04_layer_norm_backward(m):
+    for shape, eps in [((3, 5), 1e-5), ((2, 4, 6), 1e-2)]:
+        x = (torch.randn(shape, dtype=torch.float64) * 2 + 1).requires_grad_()
+        weight = torch.randn(shape[-1], dtype=torch.float64, requires_grad=True)
+        bias = torch.randn(shape[-1], dtype=torch.float64, requires_grad=True)
+        out = F.layer_norm(x, shape[-1:], weight, bias, eps)
+        grad_out = torch.randn_like(out)
+        out.backward(grad_out)
+        got = m.layer_norm_backward(x.detach(), weight.detach(), grad_out, eps)
+        call = f"layer_norm_backward(x of shape {shape}, eps={eps})"
+        for name, g, ref in zip(["grad_x", "grad_weight", "grad_bias"], got,
+                                [x.grad, weight.grad, bias.grad], strict=True):
+            expect_close(f"{name} of {call} against autograd through F.layer_norm", g, ref,
+                         atol=1e-9)
+
+
+CHECKS = [check_ex01_layer_norm, check_ex02_gelu, check_ex03_pre_norm_block,
+          check_ex04_layer_norm_backward]
