@@ -27,6 +27,8 @@ from tests.optional_deps import llama_cpp_or_skip
 sampling = import_module("sprints.10_pretrained_and_generation.results.sampling")
 kv_cache_mod = import_module("sprints.10_pretrained_and_generation.results.kv_cache")
 generation = import_module("sprints.10_pretrained_and_generation.results.generation")
+decode_step = import_module("sprints.10_pretrained_and_generation.results.decode_step")
+quantize = import_module("sprints.10_pretrained_and_generation.results.quantize")
 generate_cli = import_module("sprints.10_pretrained_and_generation.results.generate")
 lora = import_module("sprints.10_pretrained_and_generation.results.lora")
 finetune = import_module("sprints.10_pretrained_and_generation.results.finetune")
@@ -271,15 +273,22 @@ def test_bf16_cache_follows_the_model_dtype():
 
 @pytest.fixture
 def forward_calls(monkeypatch):
-    """Every call of sprint 8's GPT.forward while the test runs, as (tokens fed, cached?)."""
+    """Every forward pass while the test runs, as (tokens fed, cached?): sprint 8's
+    GPT.forward, and decode_step.py's DecodeStep (one cached token per row)."""
     calls = []
     real_forward = model_mod.GPT.forward
+    real_step = decode_step.DecodeStep.__call__
 
     def counting_forward(self, idx, *args, **kwargs):
         calls.append((idx.size(1), kwargs.get("kv_cache") is not None))
         return real_forward(self, idx, *args, **kwargs)
 
+    def counting_step(self, idx):
+        calls.append((idx.size(1), True))
+        return real_step(self, idx)
+
     monkeypatch.setattr(model_mod.GPT, "forward", counting_forward)
+    monkeypatch.setattr(decode_step.DecodeStep, "__call__", counting_step)
     return calls
 
 

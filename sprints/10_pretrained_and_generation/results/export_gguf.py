@@ -1,7 +1,7 @@
 """Export a GPT to a GGUF file that llama.cpp (and llama-cpp-python, Ollama, LM Studio) runs.
 
     uv run python -m sprints.10_pretrained_and_generation.results.export_gguf \\
-        --checkpoint runs/finetune/model.pt --out model.gguf [--dtype f32|f16]
+        --checkpoint runs/finetune/model.pt --out model.gguf [--dtype f32|f16|q8_0]
 
 GGUF is one file: a header, key-value metadata (the architecture's hyperparameters and the
 tokenizer: every token, its type, every BPE merge), then the tensors, each named as
@@ -59,15 +59,43 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, type=Path, help="the .gguf file to write")
     parser.add_argument(
         "--dtype",
-        choices=["f32", "f16"],
+        choices=["f32", "f16", "q8_0"],
         default="f32",
         help="f32: exact; f16: half the size, matrices and embeddings rounded to float16 "
-        "(LayerNorm weights and biases stay float32, as llama.cpp's converter does)",
+        "(LayerNorm weights and biases stay float32, as llama.cpp's converter does); q8_0: "
+        "a quarter of f32, the weight matrices and the token embedding as the int8 weights "
+        "of `generate --quantize int8` (quantize.py), in llama.cpp's 8-bit blocks",
     )
     return parser
 
 
 # ----- tensors ---------------------------------------------------------------------------
+Q8_0_BLOCK = 32  # weights per q8_0 block: a float16 scale, then 32 int8 values (34 bytes)
+
+
+def q8_0_blocks(weight):
+    """A (out, in) weight as llama.cpp's q8_0 bytes, (out, in / 32 * 34) uint8.
+
+    The int8 values and scales are quantize.py's per-output-channel ones (float16 scales):
+    every block of a row stores its row's scale. q8_0 itself allows a scale per block, but
+    the same scale everywhere makes the file hold exactly the weights our int8 model uses.
+    """
+    import numpy as np
+
+    quantize = import_module("sprints.10_pretrained_and_generation.results.quantize")
+    out_features, in_features = weight.shape
+    if in_features % Q8_0_BLOCK:
+        raise ValueError(f"q8_0 needs rows of a multiple of {Q8_0_BLOCK} weights, a tensor has "
+                         f"{in_features}; export with --dtype f16 or f32")
+    q, scales = quantize.quantize_per_channel(weight)
+    n_blocks = in_features // Q8_0_BLOCK
+    d = scales.numpy().astype(np.float16).view(np.uint8).reshape(out_features, 1, 2)
+    d = np.broadcast_to(d, (out_features, n_blocks, 2))  # the row's scale in every block
+    qs = q.numpy().view(np.uint8).reshape(out_features, n_blocks, Q8_0_BLOCK)
+    blocks = np.concatenate([d, qs], axis=2)  # (out, n_blocks, 2 + 32)
+    return np.ascontiguousarray(blocks.reshape(out_features, n_blocks * (2 + Q8_0_BLOCK)))
+
+
 def gguf_tensors(model, dtype: str = "f32") -> dict:
     """{llama.cpp name: NumPy array} for every tensor llama.cpp's GPT-2 graph reads.
 
@@ -75,6 +103,8 @@ def gguf_tensors(model, dtype: str = "f32") -> dict:
     position_embd (block_size, C), attn_qkv (3C, C), attn_output (C, C), ffn_up (4C, C),
     ffn_down (C, 4C), norms and biases (n,). The output projection is left out: it is tied
     to token_embd, and llama.cpp's GPT-2 loader falls back to token_embd without one.
+    For q8_0 the matrices and token_embd are uint8 arrays of q8_0 blocks (``q8_0_blocks``);
+    the position table stays float32, as in the int8 model.
     """
     import numpy as np
     import torch
@@ -99,6 +129,9 @@ def gguf_tensors(model, dtype: str = "f32") -> dict:
             tensors[f"{name}.bias"] = bias
     out = {}
     for name, tensor in tensors.items():
+        if dtype == "q8_0" and tensor.dim() == 2 and name != "position_embd.weight":
+            out[name] = q8_0_blocks(tensor.detach().float().cpu())
+            continue
         array = tensor.detach().float().cpu().numpy()
         if dtype == "f16" and array.ndim == 2:
             with np.errstate(over="ignore"):
@@ -241,7 +274,8 @@ def write_gguf(
         writer.add_block_count(cfg.n_layer)  # gpt2.block_count
         writer.add_head_count(cfg.n_head)  # gpt2.attention.head_count
         writer.add_layer_norm_eps(cfg.layer_norm_epsilon)  # gpt2.attention.layer_norm_epsilon
-        file_type = gguf.LlamaFileType.MOSTLY_F16 if dtype == "f16" else gguf.LlamaFileType.ALL_F32
+        file_type = {"f32": gguf.LlamaFileType.ALL_F32, "f16": gguf.LlamaFileType.MOSTLY_F16,
+                     "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}[dtype]
         writer.add_file_type(file_type)
         writer.add_tokenizer_model("gpt2")  # byte-level BPE
         writer.add_tokenizer_pre("gpt-2")  # GPT-2's regex that splits text before BPE
@@ -253,7 +287,9 @@ def write_gguf(
             writer.add_eos_token_id(eot_id)
         writer.add_add_bos_token(False)  # GPT-2 text is not prefixed with a special token
         for tensor_name, array in tensors.items():
-            writer.add_tensor(tensor_name, array)
+            # uint8 arrays are q8_0 blocks: the writer derives the weight's shape from them
+            raw_dtype = gguf.GGMLQuantizationType.Q8_0 if array.dtype == "uint8" else None
+            writer.add_tensor(tensor_name, array, raw_dtype=raw_dtype)
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()
@@ -263,6 +299,37 @@ def write_gguf(
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def open_with_llama_cpp(path: str | os.PathLike, **kwargs):
+    """A ``llama_cpp.Llama`` for a GGUF file (llama-cpp-python: ``uv sync --group gguf-check``).
+
+    Weight repacking into llama.cpp's "extra" buffer types is switched off for q8_0 files:
+    with it, llama-cpp-python 0.3.36 moves q8_0 matrices into its AMX buffer on CPUs that
+    have AMX, and evaluating two or more tokens at once there crashes the process
+    (segmentation fault, seen on a Xeon with AMX); the plain CPU kernels compute the same.
+    """
+    import gguf
+    import llama_cpp
+    import llama_cpp.llama as llama_module
+
+    reader = gguf.GGUFReader(str(path))
+    quantized = any(t.tensor_type == gguf.GGMLQuantizationType.Q8_0 for t in reader.tensors)
+    default_params = llama_cpp.llama_model_default_params
+
+    def params_without_repacking():
+        params = default_params()
+        params.use_extra_bufts = False
+        return params
+
+    kwargs.setdefault("verbose", False)
+    if not quantized:
+        return llama_cpp.Llama(model_path=str(path), **kwargs)
+    llama_module.llama_cpp.llama_model_default_params = params_without_repacking
+    try:
+        return llama_cpp.Llama(model_path=str(path), **kwargs)
+    finally:
+        llama_module.llama_cpp.llama_model_default_params = default_params
 
 
 def load_model(args):

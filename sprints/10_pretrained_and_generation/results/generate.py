@@ -85,6 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="weight dtype: float32 and bfloat16 on every device, float16 on cuda and mps only",
     )
     parser.add_argument(
+        "--quantize",
+        choices=["none", "int8"],
+        default="none",
+        help="int8: the weight matrices and the token embedding as 8-bit integers with a "
+        "scale per row (quantize.py), a quarter of float32's memory traffic per token; "
+        "--dtype then sets the activations' dtype",
+    )
+    parser.add_argument(
         "--device",
         choices=_devices.DEVICE_CHOICES,
         default="auto",
@@ -188,6 +196,11 @@ def main(argv: list[str] | None = None) -> None:
         args.dtype
     ]
     model = model.to(device=device, dtype=dtype).eval()
+    n_params = sum(p.numel() for p in model.parameters())  # before int8 turns some to buffers
+    if args.quantize == "int8":
+        from .quantize import quantize_int8
+
+        model = quantize_int8(model, dtype)
     block_size = model.config.block_size
     if args.refill_tokens is not None and not 1 <= args.refill_tokens <= block_size:
         parser.error(
@@ -218,8 +231,9 @@ def main(argv: list[str] | None = None) -> None:
     cache_info = "off" if args.no_kv_cache else f"on (refill {refill} of {block_size} tokens)"
     print(
         f"# {model.config.n_layer} layers, width {model.config.n_embd}, "
-        f"{sum(p.numel() for p in model.parameters()):,} parameters, "
-        f"{str(next(model.parameters()).dtype).removeprefix('torch.')}, "
+        f"{n_params:,} parameters, "
+        f"{str(next(model.parameters()).dtype).removeprefix('torch.')}"
+        f"{', int8 weights' if args.quantize == 'int8' else ''}, "
         f"KV cache {cache_info}, "
         f"{'greedy' if args.greedy or args.temperature == 0 else 'sampling'}",
         file=sys.stderr,

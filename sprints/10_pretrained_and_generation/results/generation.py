@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import Tensor, nn
 
+from . import decode_step
 from .kv_cache import KVCache
 from .sampling import sample_next_token
 
@@ -60,6 +61,7 @@ def generate(
     eos_token_id: int | None = None,
     cache: KVCache | None = None,
     allowed_tokens: int | None = None,
+    fast_decode: bool = True,
 ) -> Iterator[Tensor]:
     """Yield ``max_new_tokens`` new tokens, one (B,) LongTensor per step.
 
@@ -69,6 +71,8 @@ def generate(
     ``cache`` lets a caller reuse one KVCache across calls (it is reset here).
     ``allowed_tokens``: only ids below it are chosen (the tokenizer's vocabulary size, for a
     model whose embedding rows were padded beyond it: those rows are no token).
+    ``fast_decode``: cached one-token steps run decode_step.py's flat ``DecodeStep`` (the
+    same logits as ``model(...)``, fewer operations); False runs ``model(...)`` every step.
     Call ``model.eval()`` first: dropout would make the outputs random.
     """
     _check_inputs(model, idx, max_new_tokens)
@@ -102,6 +106,9 @@ def generate(
         if cache is None or cache.batch_size != B or cache.max_len != block_size:
             cache = KVCache.for_model(model, B)
         cache.reset()
+        step_fn = None
+        if fast_decode and decode_step.supports(model):
+            step_fn = decode_step.DecodeStep(model, cache)
         # Prefill: the prompt (its last block_size tokens) in one pass fills the cache.
         logits, _ = model(seq[:, max(0, n - block_size) : n], kv_cache=cache, logits_to_keep=1)
 
@@ -124,7 +131,10 @@ def generate(
                 logits, _ = model(seq[:, n - refill : n], kv_cache=cache, logits_to_keep=1)
             else:
                 # Decode step: only the newest token goes through the model, (B, 1).
-                logits, _ = model(seq[:, n - 1 : n], kv_cache=cache, logits_to_keep=1)
+                if step_fn is not None:
+                    logits = step_fn(seq[:, n - 1 : n]).unsqueeze(1)  # (B, V) -> (B, 1, V)
+                else:
+                    logits, _ = model(seq[:, n - 1 : n], kv_cache=cache, logits_to_keep=1)
 
 
 def generate_all(model: nn.Module, idx: Tensor, max_new_tokens: int, **kwargs) -> Tensor:

@@ -1,0 +1,122 @@
+"""What int8 weights cost in accuracy: perplexity and logits of a trained GPT, int8 vs float32.
+
+    uv run python -m sprints.09_train_gpt2.results.train_gpt2 --data-file input.txt \\
+        --tokenizer gpt2 --n-layer 4 --n-head 4 --n-embd 256 --block-size 128 \\
+        --batch-size 16 --max-steps 600 --eval-interval 600 --out-dir runs/shakespeare_gpt2_small
+    uv run python -m benchmarks.bench_quantize --checkpoint runs/shakespeare_gpt2_small/best.pt \\
+        --data-file input.txt
+
+The validation text is the last 10% of ``--data-file`` (train_gpt2's split), encoded with the
+checkpoint's tokenizer, cut into windows of the model's block size. Two int8 paths, both with
+quantize.py's per-channel int8 weights:
+
+- full windows (the prompt path): float activations times int8 weights;
+- decoding (the generation path): one token at a time through DecodeStep and the KV cache,
+  each token's activations also rounded to int8 before every matmul (fbgemm, x86).
+
+For each: the perplexity exp(mean cross-entropy) against float32's, the largest and mean
+absolute logit change, and how often the top-1 token stays the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from importlib import import_module
+from pathlib import Path
+
+_devices = import_module("sprints.01_setup_and_basics.results.devices")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", required=True, help="a train_gpt2/finetune checkpoint")
+    parser.add_argument("--data-file", required=True, help="the text it was trained on")
+    parser.add_argument("--max-windows", type=int, default=64,
+                        help="validation windows for the full-window path")
+    parser.add_argument("--decode-windows", type=int, default=4,
+                        help="windows decoded token by token (slower)")
+    parser.add_argument("--out-dir", type=Path, default=Path("runs/bench_quantize"))
+    return parser
+
+
+def compare(ref, other) -> dict:
+    diff = (other - ref).abs()
+    return {"max_abs_logit_change": round(diff.max().item(), 4),
+            "mean_abs_logit_change": round(diff.mean().item(), 5),
+            "logit_std": round(ref.std().item(), 3),
+            "top1_same": round((other.argmax(-1) == ref.argmax(-1)).float().mean().item(), 4)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    import copy
+
+    import torch
+    import torch.nn.functional as F
+
+    generate = import_module("sprints.10_pretrained_and_generation.results.generate")
+    quantize = import_module("sprints.10_pretrained_and_generation.results.quantize")
+    kv_cache = import_module("sprints.10_pretrained_and_generation.results.kv_cache")
+    decode_step = import_module("sprints.10_pretrained_and_generation.results.decode_step")
+
+    model, tokenizer = generate.load_from_checkpoint(args.checkpoint)
+    model.eval()
+    qmodel = quantize.quantize_int8(copy.deepcopy(model))
+    text = Path(args.data_file).read_text(encoding="utf-8")
+    val = torch.tensor(tokenizer.encode(text[int(0.9 * len(text)):]))
+    T = model.config.block_size
+    n = min(args.max_windows, (len(val) - 1) // T)
+    x = val[: n * T].view(n, T)
+    y = val[1 : n * T + 1].view(n, T)
+    print(f"machine: {_devices.describe_cpu()}")
+    print(f"model: {args.checkpoint}, {model.num_parameters():,} parameters, "
+          f"{quantize.weight_bytes(model) / 1e6:.1f} MB float32 -> "
+          f"{quantize.weight_bytes(qmodel) / 1e6:.1f} MB int8; validation {n} x {T} tokens")
+
+    report = {"machine": _devices.describe_cpu(), "checkpoint": str(args.checkpoint)}
+    with torch.no_grad():
+        ref = model(x)[0]
+        full = qmodel(x)[0]
+    ce = {name: F.cross_entropy(lg.reshape(-1, lg.size(-1)), y.reshape(-1)).item()
+          for name, lg in (("fp32", ref), ("int8", full))}
+    row = compare(ref, full)
+    row.update(ppl_fp32=round(math.exp(ce["fp32"]), 3), ppl_int8=round(math.exp(ce["int8"]), 3))
+    row["ppl_change"] = round(row["ppl_int8"] / row["ppl_fp32"] - 1, 5)
+    report["full_windows"] = row
+    print(f"full windows : perplexity {row['ppl_fp32']:.3f} (fp32) -> {row['ppl_int8']:.3f} "
+          f"(int8), {row['ppl_change']:+.3%}; logits move by {row['mean_abs_logit_change']} "
+          f"on average, {row['max_abs_logit_change']} at most (their std "
+          f"{row['logit_std']}); top-1 token the same at {row['top1_same']:.2%}")
+
+    # the generation path: token by token with the cache, teacher-forced on the same text
+    m = min(args.decode_windows, n)
+    steps = []
+    with torch.no_grad():
+        for w in range(m):
+            cache = kv_cache.KVCache.for_model(qmodel, batch_size=1)
+            qmodel(x[w : w + 1, :1], kv_cache=cache)  # the first token as a 1-token prefill
+            step = decode_step.DecodeStep(qmodel, cache)
+            rows = [full[w, 0]]  # position 0: the prefill's logits (the full-window path)
+            for t in range(1, T):
+                rows.append(step(x[w : w + 1, t : t + 1])[0])
+            steps.append(torch.stack(rows))
+    dec = torch.stack(steps)  # (m, T, V)
+    ce_dec = F.cross_entropy(dec.reshape(-1, dec.size(-1)), y[:m].reshape(-1)).item()
+    ce_ref = F.cross_entropy(ref[:m].reshape(-1, ref.size(-1)), y[:m].reshape(-1)).item()
+    row = compare(ref[:m], dec)
+    row.update(ppl_fp32=round(math.exp(ce_ref), 3), ppl_int8=round(math.exp(ce_dec), 3))
+    row["ppl_change"] = round(row["ppl_int8"] / row["ppl_fp32"] - 1, 5)
+    report["decoding"] = row
+    print(f"decoding     : perplexity {row['ppl_fp32']:.3f} (fp32) -> {row['ppl_int8']:.3f} "
+          f"(int8 weights and activations), {row['ppl_change']:+.3%} over {m} x {T} tokens; "
+          f"logits move by {row['mean_abs_logit_change']} on average, "
+          f"{row['max_abs_logit_change']} at most; top-1 the same at {row['top1_same']:.2%}")
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    (args.out_dir / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    print(f"report: {args.out_dir / 'report.json'}")
+
+
+if __name__ == "__main__":
+    main()
