@@ -62,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def our_models(directory: str, precisions: list[str]) -> dict:
+def our_models(directory: str, precisions: list[str]) -> tuple:
+    """(the float32 GPT loaded from ``directory``, {precision: our model at it})."""
     import torch
 
     model_mod = import_module("sprints.08_gpt2_assembly.results.model")

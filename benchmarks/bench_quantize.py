@@ -41,9 +41,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def compare(ref, other) -> dict:
+def compare(ref, other, targets) -> dict:
+    """Logits ``other`` against the float32 ``ref`` (both (N, T, V)) on ``targets`` (N, T)."""
+    import torch.nn.functional as F
+
+    def perplexity(logits) -> float:
+        ce = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1)).item()
+        return round(math.exp(ce), 3)
+
     diff = (other - ref).abs()
-    return {"max_abs_logit_change": round(diff.max().item(), 4),
+    ppl_fp32, ppl_int8 = perplexity(ref), perplexity(other)
+    return {"ppl_fp32": ppl_fp32, "ppl_int8": ppl_int8,
+            "ppl_change": round(ppl_int8 / ppl_fp32 - 1, 5),
+            "max_abs_logit_change": round(diff.max().item(), 4),
             "mean_abs_logit_change": round(diff.mean().item(), 5),
             "logit_std": round(ref.std().item(), 3),
             "top1_same": round((other.argmax(-1) == ref.argmax(-1)).float().mean().item(), 4)}
@@ -54,7 +64,6 @@ def main(argv: list[str] | None = None) -> None:
     import copy
 
     import torch
-    import torch.nn.functional as F
 
     generate = import_module("sprints.10_pretrained_and_generation.results.generate")
     quantize = import_module("sprints.10_pretrained_and_generation.results.quantize")
@@ -79,11 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     with torch.no_grad():
         ref = model(x)[0]
         full = qmodel(x)[0]
-    ce = {name: F.cross_entropy(lg.reshape(-1, lg.size(-1)), y.reshape(-1)).item()
-          for name, lg in (("fp32", ref), ("int8", full))}
-    row = compare(ref, full)
-    row.update(ppl_fp32=round(math.exp(ce["fp32"]), 3), ppl_int8=round(math.exp(ce["int8"]), 3))
-    row["ppl_change"] = round(row["ppl_int8"] / row["ppl_fp32"] - 1, 5)
+    row = compare(ref, full, y)
     report["full_windows"] = row
     print(f"full windows : perplexity {row['ppl_fp32']:.3f} (fp32) -> {row['ppl_int8']:.3f} "
           f"(int8), {row['ppl_change']:+.3%}; logits move by {row['mean_abs_logit_change']} "
@@ -103,11 +108,7 @@ def main(argv: list[str] | None = None) -> None:
                 rows.append(step(x[w : w + 1, t : t + 1])[0])
             steps.append(torch.stack(rows))
     dec = torch.stack(steps)  # (m, T, V)
-    ce_dec = F.cross_entropy(dec.reshape(-1, dec.size(-1)), y[:m].reshape(-1)).item()
-    ce_ref = F.cross_entropy(ref[:m].reshape(-1, ref.size(-1)), y[:m].reshape(-1)).item()
-    row = compare(ref[:m], dec)
-    row.update(ppl_fp32=round(math.exp(ce_ref), 3), ppl_int8=round(math.exp(ce_dec), 3))
-    row["ppl_change"] = round(row["ppl_int8"] / row["ppl_fp32"] - 1, 5)
+    row = compare(ref[:m], dec, y[:m])
     report["decoding"] = row
     print(f"decoding     : perplexity {row['ppl_fp32']:.3f} (fp32) -> {row['ppl_int8']:.3f} "
           f"(int8 weights and activations), {row['ppl_change']:+.3%} over {m} x {T} tokens; "
