@@ -1,11 +1,12 @@
 """A chat web page for a GPT: type a message, watch the answer appear token by token.
 
     uv run python -m sprints.12_task_finetuning.results.chat_server \\
-        --checkpoint runs/instruct/best.pt --port 8000
+        --checkpoint runs/instruct_chat/model.pt --port 8000
 
 Start it with ``--checkpoint PATH`` (any checkpoint ``generate.load_from_checkpoint`` reads:
-those of train_gpt2.py, finetune.py and the instruction tuning of this sprint) or with
-``--init-from DIR`` (a Hugging Face GPT-2 directory), then open http://127.0.0.1:8000/ in a
+those of train_gpt2.py, finetune.py and this sprint's instruct.py, best one trained with
+``instruct.py --format chat --out-dir runs/instruct_chat`` so that it knows the template) or
+with ``--init-from DIR`` (a Hugging Face GPT-2 directory), then open http://127.0.0.1:8000/ in a
 browser. The page keeps the conversation and sends all of it with every message; the server
 renders it with the chat template (``prompts.chat_prompt``), keeps the latest turns that fit
 in the model's context window next to room for the answer, and streams the answer back as
