@@ -59,6 +59,15 @@ RESUME_KEYS = ("init_from", "format", "max_length", "batch_size", "epochs", "lr"
                "lora_alpha", "lora_dropout", "lora_targets", "dtype", "loss_chunk")
 
 
+# The small GPT this sprint's examples start from: GPT-2's tokenizer, pretrained on Tiny
+# Shakespeare by sprint 9 (no GPT-2 weights can be downloaded on an offline machine).
+DEFAULT_INIT = Path("runs") / "shakespeare_gpt2_small" / "best.pt"
+PRETRAIN_COMMAND = (
+    "uv run python -m sprints.09_train_gpt2.results.train_gpt2 --tokenizer gpt2 --n-layer 4 "
+    "--n-head 4 --n-embd 256 --block-size 128 --batch-size 16 --max-steps 600 "
+    "--eval-interval 600 --out-dir runs/shakespeare_gpt2_small")
+
+
 def build_parser() -> argparse.ArgumentParser:
     t = _arg_types
     p = argparse.ArgumentParser(
@@ -66,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         "loss on the responses only; full or LoRA.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--init-from", default=str(Path("runs") / "shakespeare_gpt2_small" / "best.pt"),
+    p.add_argument("--init-from", default=str(DEFAULT_INIT),
                    help="our checkpoint file, a Hugging Face GPT-2 directory, or gpt2 (the hub)")
     p.add_argument("--data-file", type=Path, default=None,
                    help="a JSON list of {instruction, input, output} (default: download the "
@@ -453,6 +462,10 @@ def run(args) -> dict:
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.init_from == str(DEFAULT_INIT) and not DEFAULT_INIT.is_file():
+        parser.error(f"the default --init-from {DEFAULT_INIT} does not exist yet: pretrain it "
+                     f"first with\n  {PRETRAIN_COMMAND}\nor pass --init-from gpt2 (with a "
+                     "network), a Hugging Face GPT-2 directory or a checkpoint of ours")
     if args.lora_rank is None and (args.lora_alpha is not None or args.lora_dropout > 0):
         parser.error("--lora-alpha and --lora-dropout need --lora-rank (LoRA is off without it)")
     try:
