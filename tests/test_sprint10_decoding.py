@@ -116,9 +116,10 @@ def test_int8_linear_rows_are_weight_only_and_one_row_is_bounded():
         pytest.skip("fbgemm (x86) is needed for the one-row int8-activation kernel")
     one = torch.randn(1, 64)
     out = layer(one)
-    # the row is quantized to 256 levels over its range: each value moves by at most half a
-    # level, so output j moves by at most that times sum_i |W[j, i]|
-    step = (one.max() - one.min()) / 255
+    # the row is quantized to 256 levels over its range (128 without VNNI: reduce_range):
+    # each value moves by at most half a level, so output j moves by at most that times
+    # sum_i |W[j, i]|
+    step = (one.max() - one.min()) / (127 if quantize.REDUCE_RANGE else 255)
     bound = step / 2 * w.abs().sum(dim=1) + 1e-4
     error = (out - F.linear(one, w, linear.bias.detach())).abs()[0]
     assert (error <= bound).all() and error.max() > 0  # quantized, and within the bound

@@ -28,12 +28,27 @@ thousand numbers per layer) stay in float.
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 QMAX = 127  # symmetric: -127..127, so that q and -q are both representable
+
+
+def cpu_has_vnni() -> bool:
+    """Whether this x86 CPU has VNNI (AVX-512 VNNI or AVX-VNNI): int8 dot products summed in
+    int32. Read from /proc/cpuinfo (Linux); elsewhere assumed absent, the safe choice."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return False
+    return "avx512_vnni" in flags or "avx_vnni" in flags
+
+
+# fbgemm's one-row int8 kernel without VNNI needs 7-bit activations (see Int8Linear.forward).
+REDUCE_RANGE = not cpu_has_vnni()
 
 
 def quantize_per_channel(weight: Tensor) -> tuple[Tensor, Tensor]:
@@ -115,9 +130,11 @@ class Int8Linear(nn.Module):
         shape = x.shape
         x2d = x.reshape(-1, self.in_features)  # (..., in) -> (N, in)
         if self.packed is not None and x2d.size(0) == 1 and x2d.device.type == "cpu":
-            # (1, in) -> (1, out), float32 in and out, bias included; reduce_range=False:
-            # VNNI's int32 sums cannot overflow, so the activations get all 8 bits
-            y = torch.ops.quantized.linear_dynamic(x2d.float(), self.packed, False)
+            # (1, in) -> (1, out), float32 in and out, bias included. With VNNI the
+            # products are summed in int32 and the activations get all 8 bits; without it
+            # (AVX2 only) fbgemm sums pairs of u8 x s8 products in saturating int16, so the
+            # activations must use 7 bits (reduce_range) or large sums clip.
+            y = torch.ops.quantized.linear_dynamic(x2d.float(), self.packed, REDUCE_RANGE)
             return y.to(x.dtype).view(*shape[:-1], self.out_features)
         # x @ (q * s).T == (x @ q.T) * s: the scales apply to the output columns
         y = F.linear(x2d, self.q.to(x2d.dtype)) * self.scales
