@@ -155,6 +155,8 @@ COMMITTED = [
      ROOT / "sprints" / "10_pretrained_and_generation" / "README.md"),
     (ROOT / "sprints" / "09_train_gpt2" / "images" / "lr_schedules.png",
      ROOT / "sprints" / "09_train_gpt2" / "README.md"),
+    (ROOT / "sprints" / "09_train_gpt2" / "images" / "minimal_loss.png",
+     ROOT / "sprints" / "09_train_gpt2" / "notes" / "01_minimal_training_loop.md"),
 ]
 
 

@@ -182,22 +182,22 @@ SPEEDRUN_QUOTES = [
      ("n_layer", "n_embd", "n_head", "head_size", "beta1", "batch_size", "max_steps")),
     (f"{_S9}/README.md", r"Muon plus WSD reached\s+in (\d+) steps of batch (\d+)",
      ("max_steps", "batch_size")),
-    (f"{_S9}/notes/speedrun.md",
+    (f"{_S9}/notes/12_speedrun.md",
      r"`--preset cpu-speedrun`[^|\n]*\| (\d+) steps of (\d+) x (\d+), (\d+) x (\d+)",
      ("max_steps", "batch_size", "block_size", "n_layer", "n_embd")),
-    (f"{_S9}/notes/speedrun.md",
+    (f"{_S9}/notes/12_speedrun.md",
      r"\*\*(\d+) x (\d+), (\d+) heads \(chosen[^|]*\| \*\*(\d+) x \d+\*\* \((\d+)\)",
      ("n_layer", "n_embd", "n_head", "batch_size", "max_steps")),
-    (f"{_S9}/notes/speedrun.md", r"\*\*beta1 ([\d.]+), (\d+) steps \(the preset\)\*\*",
+    (f"{_S9}/notes/12_speedrun.md", r"\*\*beta1 ([\d.]+), (\d+) steps \(the preset\)\*\*",
      ("beta1", "max_steps")),
-    (f"{_S9}/notes/speedrun.md", r"against [\d.]+ / [\d.]+ at ([\d.]+)\), so\s+([\d.]+) stays",
+    (f"{_S9}/notes/12_speedrun.md", r"against [\d.]+ / [\d.]+ at ([\d.]+)\), so\s+([\d.]+) stays",
      ("muon_lr", "muon_lr")),
-    (f"{_S9}/notes/training_loop.md",
+    (f"{_S9}/notes/04_training_loop.md",
      r"`cpu-speedrun` preset's values \(`max_lr = ([\d.e-]+), min_lr = ([\d.e-]+), "
      r"W = (\d+), D = (\d+)`, fraction\s+([\d.]+)\): `c = (\d+) - (\d+) = (\d+)`",
      ("lr", "min_lr", "warmup_steps", "max_steps", "cooldown_fraction", "max_steps",
       "cooldown", "cooldown")),
-    (f"{_S9}/notes/training_loop.md",
+    (f"{_S9}/notes/04_training_loop.md",
      r"the last step, (\d+), trains at `([\d.e-]+) / (\d+) = [\d.e-]+`",
      ("last_step", "lr", "cooldown")),
 ]
@@ -223,7 +223,7 @@ def _speedrun_quote_problems(texts: dict[str, str], preset: dict) -> list[str]:
 
 
 def _wsd_example_problems(text: str, preset: dict, lr_at) -> list[str]:
-    """training_loop.md's WSD worked example: every quoted lr(s) is lr_at's, to its digits."""
+    """04_training_loop.md's WSD worked example: every quoted lr(s) is lr_at's, to its digits."""
     example = text[text.index("**WSD**"):text.index("**Why WSD")]
     args = (preset["lr"], preset["min_lr"], preset["warmup_steps"], preset["max_steps"], "wsd",
             preset["cooldown_fraction"])
@@ -233,11 +233,11 @@ def _wsd_example_problems(text: str, preset: dict, lr_at) -> list[str]:
     plateau = re.search(r"`lr\(s\) = ([\d.e-]+)` from step (\d+) to (\d+)", example)
     value, first, end = float(plateau.group(1)), int(plateau.group(2)), int(plateau.group(3))
     quoted += [(first, value), (end, value)]
-    problems = [f"training_loop.md: lr({s}) = {v:g} in the WSD example, but lr_at gives "
+    problems = [f"04_training_loop.md: lr({s}) = {v:g} in the WSD example, but lr_at gives "
                 f"{lr_at(s, *args):.3g} with the cpu-speedrun preset"
                 for s, v in quoted if abs(lr_at(s, *args) - v) > 0.01 * abs(v)]
     if lr_at(end + 1, *args) >= value:
-        problems.append(f"training_loop.md: the WSD example's plateau ends at step {end}, but "
+        problems.append(f"04_training_loop.md: the WSD example's plateau ends at step {end}, but "
                         f"lr_at({end + 1}) is still {lr_at(end + 1, *args):g}")
     return problems
 
@@ -254,7 +254,7 @@ def test_sprint9_docs_quote_the_cpu_speedrun_preset_as_settings_defines_it():
     preset = settings.PRESETS["cpu-speedrun"]
     texts = _sprint9_texts()
     problems = _speedrun_quote_problems(texts, preset)
-    problems += _wsd_example_problems(texts[f"{_S9}/notes/training_loop.md"], preset, lr_at)
+    problems += _wsd_example_problems(texts[f"{_S9}/notes/04_training_loop.md"], preset, lr_at)
     assert not problems, "\n".join(problems)
 
 
@@ -269,7 +269,7 @@ def test_the_speedrun_quote_check_itself():
         drifted = dict(settings.PRESETS["cpu-speedrun"], **{key: value})
         problems = _speedrun_quote_problems(texts, drifted)
         if key in ("max_steps", "lr"):
-            problems += _wsd_example_problems(texts[f"{_S9}/notes/training_loop.md"], drifted,
+            problems += _wsd_example_problems(texts[f"{_S9}/notes/04_training_loop.md"], drifted,
                                               lr_at)
         assert any(key in p or "lr(" in p for p in problems), key
     reworded = dict(texts, **{f"{_S9}/README.md": "nothing quoted here"})

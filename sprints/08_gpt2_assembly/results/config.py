@@ -35,7 +35,7 @@ class GPTConfig:
     layer_norm_epsilon: float = 1e-5
     # "gelu_tanh": GPT-2's tanh approximation (HF's "gelu_new"); "gelu": the exact erf GELU.
     # Both are GPT-2-compatible in HF's format; the exact one is 4-5x faster on some CPUs,
-    # whose tanh kernel is slow (notes/speedrun.md in sprint 9).
+    # whose tanh kernel is slow (notes/12_speedrun.md in sprint 9).
     activation: str = "gelu_tanh"
 
     def __post_init__(self) -> None:

@@ -1,5 +1,5 @@
-"""Exercise 1: inputs and targets of next-token prediction (notes/lm_objective_and_perplexity.md,
-notes/data_pipeline.md)."""
+"""Exercise 1: inputs and targets of next-token prediction (notes/02_lm_objective_and_perplexity.md,
+notes/03_data_pipeline.md)."""
 
 import torch
 

@@ -1,4 +1,4 @@
-"""Exercise 2: linear warmup then cosine decay (notes/training_loop.md)."""
+"""Exercise 2: linear warmup then cosine decay (notes/04_training_loop.md)."""
 
 
 def lr_at(step: int, max_lr: float, min_lr: float, warmup_steps: int, decay_steps: int) -> float:

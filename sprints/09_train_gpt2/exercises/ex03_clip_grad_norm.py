@@ -1,4 +1,4 @@
-"""Exercise 3: gradient clipping by global norm (notes/training_loop.md)."""
+"""Exercise 3: gradient clipping by global norm (notes/04_training_loop.md)."""
 
 import torch
 

@@ -1,4 +1,4 @@
-"""Exercise 4: gradient accumulation over micro-batches (notes/training_loop.md)."""
+"""Exercise 4: gradient accumulation over micro-batches (notes/04_training_loop.md)."""
 
 import torch
 from torch import nn

@@ -12,7 +12,7 @@ each given everything before it. The ending it finds least surprising is its ans
 
 Text is the official JSONL's ``ctx`` as it is and each ending with one space in front,
 tokenized apart (the scoring of Karpathy's build-nanogpt ``hellaswag.py``); see
-notes/hellaswag.md for why, and for published figures to compare with.
+notes/11_hellaswag.md for why, and for published figures to compare with.
 
 For training (``train_gpt2.py --hellaswag-every N``) the API is::
 

@@ -13,7 +13,7 @@ down to min_lr over the last ``cooldown_fraction`` of the ``decay_steps`` steps:
             with c = decay_steps - round(cooldown_fraction * decay_steps) (never before warmup)
 
 WSD spends longer at the peak learning rate and leaves the loss drop to a short, steep
-cooldown; on short runs it ends lower than cosine with the same steps (notes/speedrun.md:
+cooldown; on short runs it ends lower than cosine with the same steps (notes/12_speedrun.md:
 1.832 against 1.855 after 350 steps of a 4 x 128 character model, 1.845 against 1.865 after
 300 steps of the 2 x 192 speedrun model).
 

@@ -33,7 +33,7 @@ DEFAULTS: dict = dict(
 
 # --preset: model AND training settings; flags given explicitly override them.
 PRESETS: dict[str, dict] = {
-    # Measured winner of the CPU speedrun (notes/speedrun.md): a small model fed many tokens,
+    # Measured winner of the CPU speedrun (notes/12_speedrun.md): a small model fed many tokens,
     # 2 layers x 96 (3 heads of 32), batch 64, the exact GELU (torch's tanh-GELU kernel is
     # slow on some CPUs), Muon for the blocks' matrices, high learning rates held, then a
     # linear cooldown to zero (WSD) over the second half of 220 steps, AdamW beta1 0.8, one
