@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     generate = import_module("sprints.10_pretrained_and_generation.results.generate")
     quantize = import_module("sprints.10_pretrained_and_generation.results.quantize")
     kv_cache = import_module("sprints.10_pretrained_and_generation.results.kv_cache")
+    cached_forward = import_module("sprints.10_pretrained_and_generation.results.cached_forward")
     decode_step = import_module("sprints.10_pretrained_and_generation.results.decode_step")
 
     model, tokenizer = generate.load_from_checkpoint(args.checkpoint)
@@ -101,7 +102,8 @@ def main(argv: list[str] | None = None) -> None:
     with torch.no_grad():
         for w in range(m):
             cache = kv_cache.KVCache.for_model(qmodel, batch_size=1)
-            qmodel(x[w : w + 1, :1], kv_cache=cache)  # the first token as a 1-token prefill
+            # the first token as a 1-token prefill
+            cached_forward.forward_with_cache(qmodel, x[w : w + 1, :1], cache)
             step = decode_step.DecodeStep(qmodel, cache)
             rows = [full[w, 0]]  # position 0: the prefill's logits (the full-window path)
             for t in range(1, T):

@@ -247,41 +247,6 @@ def test_bad_inputs_have_clear_errors():
     assert torch.isfinite(loss)
 
 
-# ----- KV-cache protocol ------------------------------------------------------------------
-class ListCache:
-    """The smallest object with the duck-typed protocol: grows by torch.cat."""
-
-    def __init__(self, n_layer):
-        self.k, self.v, self.length = [None] * n_layer, [None] * n_layer, 0
-
-    def update(self, i, k, v):
-        if self.k[i] is not None:
-            k, v = torch.cat([self.k[i], k], dim=2), torch.cat([self.v[i], v], dim=2)
-        self.k[i], self.v[i] = k, v
-        return k, v
-
-    def advance(self, n):
-        self.length += n
-
-
-@pytest.mark.parametrize("fused", [True, False])
-def test_kv_cache_incremental_logits_equal_full_forward(fused):
-    model = small_gpt().set_fused(fused)
-    idx = torch.randint(0, 100, (2, 12))
-    cache = ListCache(2)
-    with torch.no_grad():
-        full, _ = model(idx)
-        parts = [model(idx[:, :5], kv_cache=cache)[0]]  # prefill 5
-        parts.append(model(idx[:, 5:6], kv_cache=cache)[0])  # one token: no mask needed
-        parts.append(model(idx[:, 6:9], kv_cache=cache)[0])  # 3 after a prefix: offset mask
-        for t in range(9, 12):
-            parts.append(model(idx[:, t : t + 1], kv_cache=cache)[0])
-    assert cache.length == 12
-    torch.testing.assert_close(torch.cat(parts, dim=1), full, atol=1e-5, rtol=1e-5)
-    with pytest.raises(ValueError, match="block_size"):
-        model(torch.zeros(2, 21, dtype=torch.long), kv_cache=cache)
-
-
 # ----- sinusoidal positions from sprint 5 ----------------------------------------------------
 def test_sinusoidal_positions_match_sprint5(tmp_path):
     pe_mod = import_module(

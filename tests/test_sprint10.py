@@ -26,6 +26,7 @@ from tests.optional_deps import llama_cpp_or_skip
 
 sampling = import_module("sprints.10_pretrained_and_generation.results.sampling")
 kv_cache_mod = import_module("sprints.10_pretrained_and_generation.results.kv_cache")
+cached_forward = import_module("sprints.10_pretrained_and_generation.results.cached_forward")
 generation = import_module("sprints.10_pretrained_and_generation.results.generation")
 decode_step = import_module("sprints.10_pretrained_and_generation.results.decode_step")
 quantize = import_module("sprints.10_pretrained_and_generation.results.quantize")
@@ -40,6 +41,7 @@ tokenizer_mod = import_module("sprints.08_gpt2_assembly.results.tokenizer")
 utils_mod = import_module("sprints.08_gpt2_assembly.results.utils")
 
 KVCache = kv_cache_mod.KVCache
+forward_with_cache = cached_forward.forward_with_cache
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -240,6 +242,43 @@ def test_kv_cache_writes_in_place_and_returns_views():
     assert cache.length == 0 and cache.k.data_ptr() == pointer
 
 
+class ListCache:
+    """The smallest object with the duck-typed protocol: grows by torch.cat."""
+
+    def __init__(self, n_layer):
+        self.k, self.v, self.length = [None] * n_layer, [None] * n_layer, 0
+
+    def update(self, i, k, v):
+        if self.k[i] is not None:
+            k, v = torch.cat([self.k[i], k], dim=2), torch.cat([self.v[i], v], dim=2)
+        self.k[i], self.v[i] = k, v
+        return k, v
+
+    def advance(self, n):
+        self.length += n
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_kv_cache_incremental_logits_equal_full_forward(fused):
+    # Every mask case of cached_forward.py, on the fused and the reference attention.
+    torch.manual_seed(0)
+    shape = dict(vocab_size=100, block_size=32, n_layer=2, n_head=4, n_embd=64)
+    model = model_mod.GPT(config_mod.GPTConfig(**shape)).eval().set_fused(fused)
+    idx = torch.randint(0, 100, (2, 12))
+    cache = ListCache(2)
+    with torch.no_grad():
+        full, _ = model(idx)
+        parts = [forward_with_cache(model, idx[:, :5], cache)]  # prefill 5: is_causal
+        parts.append(forward_with_cache(model, idx[:, 5:6], cache))  # one token: no mask
+        parts.append(forward_with_cache(model, idx[:, 6:9], cache))  # 3 after a prefix: offset
+        for t in range(9, 12):
+            parts.append(forward_with_cache(model, idx[:, t : t + 1], cache))
+    assert cache.length == 12
+    assert_close(torch.cat(parts, dim=1), full, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="block_size"):
+        forward_with_cache(model, torch.zeros(2, 21, dtype=torch.long), cache)
+
+
 def test_cached_logits_equal_uncached_at_every_step():
     model = tiny_gpt(block_size=24)
     idx = torch.randint(0, 37, (3, 20), generator=torch.Generator().manual_seed(4))
@@ -249,11 +288,11 @@ def test_cached_logits_equal_uncached_at_every_step():
         # prefill 5, then a chunk of 4 (several queries after a cached prefix), then singles
         pieces = [(0, 5), (5, 9)] + [(t, t + 1) for t in range(9, 20)]
         for start, end in pieces:
-            logits, _ = model(idx[:, start:end], kv_cache=cache)
+            logits = forward_with_cache(model, idx[:, start:end], cache)
             assert_close(logits, full[:, start:end], atol=1e-5, rtol=1e-5)
         assert cache.length == 20
         with pytest.raises(ValueError):  # 20 cached + 5 new > block_size 24
-            model(idx[:, :5], kv_cache=cache)
+            forward_with_cache(model, idx[:, :5], cache)
 
 
 def test_bf16_cache_follows_the_model_dtype():
@@ -263,8 +302,8 @@ def test_bf16_cache_follows_the_model_dtype():
     idx = torch.randint(0, 37, (2, 6))
     with torch.no_grad():
         full, _ = model(idx)
-        model(idx[:, :5], kv_cache=cache)
-        last, _ = model(idx[:, 5:], kv_cache=cache)
+        forward_with_cache(model, idx[:, :5], cache)
+        last = forward_with_cache(model, idx[:, 5:], cache)
     assert_close(last.float(), full[:, 5:].float(), atol=0.1, rtol=0.05)
 
 
@@ -274,20 +313,27 @@ def test_bf16_cache_follows_the_model_dtype():
 @pytest.fixture
 def forward_calls(monkeypatch):
     """Every forward pass while the test runs, as (tokens fed, cached?): sprint 8's
-    GPT.forward, and decode_step.py's DecodeStep (one cached token per row)."""
+    GPT.forward (uncached), cached_forward.py's forward_with_cache (cached, any number of
+    tokens) and decode_step.py's DecodeStep (one cached token per row)."""
     calls = []
     real_forward = model_mod.GPT.forward
+    real_cached = cached_forward.forward_with_cache
     real_step = decode_step.DecodeStep.__call__
 
     def counting_forward(self, idx, *args, **kwargs):
-        calls.append((idx.size(1), kwargs.get("kv_cache") is not None))
+        calls.append((idx.size(1), False))
         return real_forward(self, idx, *args, **kwargs)
+
+    def counting_cached(model, idx, *args, **kwargs):
+        calls.append((idx.size(1), True))
+        return real_cached(model, idx, *args, **kwargs)
 
     def counting_step(self, idx):
         calls.append((idx.size(1), True))
         return real_step(self, idx)
 
     monkeypatch.setattr(model_mod.GPT, "forward", counting_forward)
+    monkeypatch.setattr(cached_forward, "forward_with_cache", counting_cached)
     monkeypatch.setattr(decode_step.DecodeStep, "__call__", counting_step)
     return calls
 

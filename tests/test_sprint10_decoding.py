@@ -1,5 +1,6 @@
-"""Sprint 10's fast decoding: the flat DecodeStep against GPT.forward, int8 weights against
-closed-form bounds and float32, and the q8_0 GGUF file against llama.cpp."""
+"""Sprint 10's fast decoding: the flat DecodeStep against the cached forward pass
+(cached_forward.py), int8 weights against closed-form bounds and float32, and the q8_0 GGUF
+file against llama.cpp."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ generation = import_module("sprints.10_pretrained_and_generation.results.generat
 decode_step = import_module("sprints.10_pretrained_and_generation.results.decode_step")
 quantize = import_module("sprints.10_pretrained_and_generation.results.quantize")
 kv_cache_mod = import_module("sprints.10_pretrained_and_generation.results.kv_cache")
+cached_forward = import_module("sprints.10_pretrained_and_generation.results.cached_forward")
 lora = import_module("sprints.10_pretrained_and_generation.results.lora")
 export_gguf = import_module("sprints.10_pretrained_and_generation.results.export_gguf")
 generate_cli = import_module("sprints.10_pretrained_and_generation.results.generate")
@@ -39,7 +41,7 @@ def small_gpt(seed=0, std=None, **overrides) -> torch.nn.Module:
     return model
 
 
-# ----- DecodeStep: the same logits as GPT.forward -------------------------------------------
+# ----- DecodeStep: the same logits as forward_with_cache ------------------------------------
 
 @pytest.mark.parametrize("overrides", [
     {},
@@ -52,11 +54,12 @@ def test_decode_step_equals_the_model_forward(overrides):
     with torch.no_grad():
         cache_ref = kv_cache_mod.KVCache.for_model(model, batch_size=3)
         cache = kv_cache_mod.KVCache.for_model(model, batch_size=3)
-        model(idx[:, :5], kv_cache=cache_ref)
-        model(idx[:, :5], kv_cache=cache)
+        cached_forward.forward_with_cache(model, idx[:, :5], cache_ref)
+        cached_forward.forward_with_cache(model, idx[:, :5], cache)
         step = decode_step.DecodeStep(model, cache)
         for t in range(5, 12):
-            ref, _ = model(idx[:, t:t + 1], kv_cache=cache_ref, logits_to_keep=1)
+            ref = cached_forward.forward_with_cache(model, idx[:, t:t + 1], cache_ref,
+                                                    logits_to_keep=1)
             ours = step(idx[:, t:t + 1])  # (B, V)
             assert ours.shape == (3, 64)
             assert torch.allclose(ours, ref[:, 0], atol=1e-5, rtol=1e-5), t

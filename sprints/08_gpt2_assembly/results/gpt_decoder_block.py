@@ -17,12 +17,15 @@ mlp.c_fc, mlp.c_proj``) so that its weights map onto these by name.
 Every module here has a ``fused`` switch. True (the default) runs torch's fused kernels
 (``F.layer_norm``, ``F.scaled_dot_product_attention``); False runs the from-scratch code of
 sprints 6 and 7, the reference that the tests compare the fast path with.
+
+The attention sees the whole sequence at once, positions 0..T-1, as in nanoGPT: there is
+no KV cache here. Sprint 10 adds one around these same modules, without changing them
+(``sprints/10_pretrained_and_generation/results/cached_forward.py``).
 """
 
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Any
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -51,45 +54,33 @@ class LayerNorm(_layer_norm.LayerNorm):
 
 
 class CausalSelfAttention(nn.Module):
-    """Multi-head self-attention where token t attends to tokens 0..t only.
+    """Multi-head self-attention where token t attends to tokens 0..t only (nanoGPT's).
 
     One fused projection ``c_attn`` (C -> 3C) computes queries, keys and values together
     (one matmul instead of three, and HF's weight layout).
     """
 
-    def __init__(self, config: GPTConfig, layer_idx: int = 0, fused: bool = True) -> None:
+    def __init__(self, config: GPTConfig, fused: bool = True) -> None:
         super().__init__()
         self.n_head = config.n_head
         self.n_embd = config.n_embd
-        self.layer_idx = layer_idx  # which slot of a KV cache this layer writes
         self.dropout = config.dropout
         self.fused = fused
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: Tensor, kv_cache: Any = None) -> Tensor:
+    def forward(self, x: Tensor) -> Tensor:
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)  # (B, T, 3C) -> 3 x (B, T, C)
         q = _mha.split_heads(q, self.n_head)  # (B, T, C) -> (B, nh, T, hs)
         k = _mha.split_heads(k, self.n_head)
         v = _mha.split_heads(v, self.n_head)
-        if kv_cache is not None:
-            # The cache stores this step's k, v and hands back every position so far:
-            # (B, nh, T, hs) -> (B, nh, past + T, hs). The queries stay the T new tokens.
-            k, v = kv_cache.update(self.layer_idx, k, v)
-        T_k = k.size(2)
         dropout_p = self.dropout if self.training else 0.0
-        if self.fused:
-            if T_k == T:  # no cache (or an empty one): the plain lower-triangular mask
-                y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
-            elif T == 1:  # one new token may see every cached key: no mask at all
-                y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
-            else:  # several new tokens after a cached prefix: they are the LAST T queries
-                mask = _sdpa.causal_mask(T, T_k, device=x.device)  # (T, T_k), True = attend
-                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
-        else:
-            mask = _sdpa.causal_mask(T, T_k, device=x.device)
+        if self.fused:  # torch's kernel builds the lower-triangular (T, T) mask itself
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+        else:  # sprint 6's softmax(q k^T / sqrt(hs) + mask) v, written out
+            mask = _sdpa.causal_mask(T, T, device=x.device)  # (T, T), True = attend
             y, _ = _sdpa.scaled_dot_product_attention(
                 q, k, v, mask=mask, dropout_p=dropout_p, training=self.training
             )
@@ -126,19 +117,19 @@ class MLP(nn.Module):
 
 
 class GPTDecoderBlock(nn.Module):
-    """One pre-norm transformer block; ``layer_idx`` picks its KV-cache slot."""
+    """One pre-norm transformer block: (B, T, C) -> (B, T, C)."""
 
-    def __init__(self, config: GPTConfig, layer_idx: int = 0, fused: bool = True) -> None:
+    def __init__(self, config: GPTConfig, fused: bool = True) -> None:
         super().__init__()
         eps = config.layer_norm_epsilon
         self.ln_1 = LayerNorm(config.n_embd, eps=eps, bias=config.bias)
-        self.attn = CausalSelfAttention(config, layer_idx, fused=fused)
+        self.attn = CausalSelfAttention(config, fused=fused)
         self.ln_2 = LayerNorm(config.n_embd, eps=eps, bias=config.bias)
         self.mlp = MLP(config, fused=fused)
         self.ln_1.fused = self.ln_2.fused = fused
 
-    def forward(self, x: Tensor, kv_cache: Any = None) -> Tensor:
-        x = x + self.attn(self.ln_1(x), kv_cache)  # (B, T, C)
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + self.attn(self.ln_1(x))  # (B, T, C)
         x = x + self.mlp(self.ln_2(x))  # (B, T, C)
         return x
 

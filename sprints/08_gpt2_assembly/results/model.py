@@ -9,6 +9,11 @@ output projection that shares its weight with the token embedding.
 
 Attribute names are Hugging Face's (``transformer.wte``, ``transformer.h[i]``, ``lm_head``...)
 so HF GPT-2 weights load by name (see hf_conversion.py for the four transposed ones).
+
+Every forward pass sees the whole sequence, positions 0..T-1 (nanoGPT's model). Sprint 10's
+KV cache feeds only the new tokens through these same modules, in its own function
+(``sprints/10_pretrained_and_generation/results/cached_forward.py``); nothing here changes
+for it.
 """
 
 from __future__ import annotations
@@ -46,8 +51,7 @@ class GPT(nn.Module):
                 wpe=build_position_embedding(config),  # position -> vector
                 drop=nn.Dropout(config.dropout),
                 h=nn.ModuleList(
-                    GPTDecoderBlock(config, layer_idx=i, fused=fused)
-                    for i in range(config.n_layer)
+                    GPTDecoderBlock(config, fused=fused) for _ in range(config.n_layer)
                 ),
                 ln_f=LayerNorm(config.n_embd, eps=config.layer_norm_epsilon, bias=config.bias),
             )
@@ -97,13 +101,10 @@ class GPT(nn.Module):
                 "the model was trained with"
             )
 
-    def hidden_states(self, idx: Tensor, kv_cache: Any = None) -> Tensor:
-        """idx (B, T) -> the final LayerNorm's output (B, T, C): the model up to ``lm_head``.
-
-        Sprint 9's chunked loss multiplies these by ``lm_head.weight`` itself, a slice at a
-        time, so that the full (B, T, vocab_size) logits never exist at once.
-        ``kv_cache``: any object with ``length``, ``update(layer_idx, k, v)`` and
-        ``advance(T)`` (sprint 10's ``KVCache``); idx then holds only the new tokens.
+    def check_idx(self, idx: Tensor) -> None:
+        """Raise a ValueError that says what to do unless ``idx`` is a (B, T) tensor of
+        integer token ids of this vocabulary with 1 <= T <= block_size. ``hidden_states``
+        calls it; so does sprint 10's cached forward (cached_forward.py), for the new tokens.
         """
         if idx.dim() != 2:
             raise ValueError(
@@ -115,38 +116,41 @@ class GPT(nn.Module):
                 f"idx must hold integer token ids (torch.long), got dtype {idx.dtype}; "
                 "convert with idx.long()"
             )
-        B, T = idx.shape
+        T = idx.size(1)
         self._check_token_range(idx, "idx")
-        past = 0 if kv_cache is None else int(kv_cache.length)
         if T == 0:
             raise ValueError("idx has no tokens (T = 0)")
-        if past + T > self.config.block_size:
+        if T > self.config.block_size:
             raise ValueError(
-                f"{past + T} positions ({past} cached + {T} new) exceed block_size "
-                f"{self.config.block_size}; crop the context to its last "
-                f"{self.config.block_size} tokens"
+                f"{T} positions exceed block_size {self.config.block_size}; crop the "
+                f"context to its last {self.config.block_size} tokens"
             )
-        pos = torch.arange(past, past + T, device=idx.device)  # (T,)
+
+    def hidden_states(self, idx: Tensor) -> Tensor:
+        """idx (B, T) -> the final LayerNorm's output (B, T, C): the model up to ``lm_head``.
+
+        Sprint 9's chunked loss multiplies these by ``lm_head.weight`` itself, a slice at a
+        time, so that the full (B, T, vocab_size) logits never exist at once.
+        """
+        self.check_idx(idx)
+        B, T = idx.shape
+        pos = torch.arange(T, device=idx.device)  # (T,) positions 0..T-1
         tok_emb = self.transformer.wte(idx)  # (B, T) -> (B, T, C)
         pos_emb = self.transformer.wpe(pos)  # (T,) -> (T, C), broadcast over B
         x = self.transformer.drop(tok_emb + pos_emb)
         for block in self.transformer.h:
-            x = block(x, kv_cache)  # (B, T, C)
-        if kv_cache is not None:
-            kv_cache.advance(T)  # after the last layer: every layer saw the same length
+            x = block(x)  # (B, T, C)
         return self.transformer.ln_f(x)
 
     def forward(
         self,
         idx: Tensor,
         targets: Tensor | None = None,
-        kv_cache: Any = None,
         logits_to_keep: int = 0,
     ) -> tuple[Tensor, Tensor | None]:
         """idx (B, T) -> (logits (B, T, vocab_size), mean cross-entropy or None).
 
         ``targets`` (B, T): the next token of every position; -100 marks positions to skip.
-        ``kv_cache``: see ``hidden_states``.
         ``logits_to_keep``: k > 0 computes the logits of the last k positions only,
         (B, k, vocab_size). Generation needs just the last one, and ``lm_head`` is about a
         third of GPT-2 small's FLOPs, so this saves most of that third on long prompts.
@@ -163,7 +167,7 @@ class GPT(nn.Module):
                     f"{tuple(targets.shape)}"
                 )
             self._check_token_range(targets, "targets", skip=-100)
-        x = self.hidden_states(idx, kv_cache)  # (B, T, C)
+        x = self.hidden_states(idx)  # (B, T, C)
         if logits_to_keep:
             x = x[:, -logits_to_keep:]  # (B, T, C) -> (B, k, C)
         logits = self.lm_head(x)  # (B, T or k, C) -> (B, T or k, vocab_size)

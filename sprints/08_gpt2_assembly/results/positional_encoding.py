@@ -5,12 +5,13 @@ Sprint 5's sinusoidal table is the parameter-free option, ``position_encoding="s
 ``SinusoidalPositionalEmbedding`` is a drop-in replacement for that ``nn.Embedding`` (same call
 ``wpe(positions)``, same output shape), so the model code is the same for both:
 
-    pos = torch.arange(past, past + T)     # (T,)  positions of the new tokens
+    pos = torch.arange(T)                  # (T,)  positions 0..T-1
     x = wte(idx) + wpe(pos)                # (B, T, C) + (T, C) broadcast over the batch
 
 That sum is exactly what sprint 5's ``PositionalEncodingBatchFirst`` computes for positions
-0..T-1 (a test checks it); looking positions up, rather than slicing ``PE[:T]``, lets a KV
-cache start at position ``past``.
+0..T-1 (a test checks it); looking positions up, rather than slicing ``PE[:T]``, lets sprint
+10's KV cache look up ``wpe(torch.arange(past, past + T))`` for T new tokens after ``past``
+cached ones.
 """
 
 from __future__ import annotations

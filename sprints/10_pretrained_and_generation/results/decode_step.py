@@ -2,15 +2,17 @@
 
 A cached decoding step feeds one token per sequence, x of shape (B, 1, C). Its matmuls read
 every weight once (the memory-bound part, see notes/05_decoding_speed.md); everything else
-is Python and small tensor ops, and ``GPT.forward`` spends that generously, because it is
-written to be read and to serve training: per layer about 30 tensor operations (views and
-transposes of q, k and v, two cache writes, shape checks, a token-range check that reads
-a value back from the tensor) inside five nested module calls. Profiled on GPT-2 small in
-float32, that was about a fifth of a step.
+is Python and small tensor ops, and the general cached pass (cached_forward.py's
+``forward_with_cache``) spends that generously, because it runs sprint 8's modules, which
+are written to be read and to serve training: per layer about 30 tensor operations (views
+and transposes of q, k and v, two cache writes, shape checks, a token-range check that
+reads a value back from the tensor) inside nested module calls. Profiled on GPT-2 small in
+float32 (when that cached pass still ran inside sprint 8's ``GPT.forward``, through the
+same operations), that was about a fifth of a step.
 
-``DecodeStep`` computes exactly what ``model(idx, kv_cache=cache, logits_to_keep=1)`` computes
-for one new token per row, with the model's own weights (no copy), in ~12 operations per
-layer:
+``DecodeStep`` computes exactly what ``forward_with_cache(model, idx, cache,
+logits_to_keep=1)`` computes for one new token per row, with the model's own weights (no
+copy), in ~12 operations per layer:
 
     x = wte[idx] + wpe[pos]                                         (B, C)
     per layer:  qkv = c_attn(ln_1(x))                               (B, 3C) -> (B, 3, nh, hs)
@@ -22,7 +24,7 @@ layer:
 It applies to the model as it is (float32, bfloat16, int8 layers from quantize.py, LoRA
 layers: each linear layer is called as the module it is, plain ``nn.Linear`` ones directly
 as ``F.linear``). Models this step does not know (reference ``fused=False`` layers, another
-activation) are refused by ``supports``, and generation then uses ``GPT.forward``.
+activation) are refused by ``supports``, and generation then uses ``forward_with_cache``.
 """
 
 from __future__ import annotations
@@ -88,7 +90,7 @@ class DecodeStep:
         cache, pos = self.cache, self.cache.length
         if pos >= cache.max_len:
             raise ValueError(f"the cache is full ({cache.max_len} positions); reset it and "
-                             "prefill with model(...) first")
+                             "prefill with cached_forward.forward_with_cache(...) first")
         B, nh, hs, C = idx.size(0), self.n_head, self.head_dim, self.n_embd
         x = self.wte(idx.view(B)) + self.positions[pos]  # (B, C)
         for i, (w1, b1, c_attn, c_proj, w2, b2, c_fc, fc_proj) in enumerate(self.layers):

@@ -20,6 +20,10 @@ Context window. A GPT with learned absolute positions cannot see more than
   full ``block_size``). With ``refill_tokens=block_size`` the cached path sees exactly
   the same window as the uncached one at every step (and generates the same tokens
   under greedy decoding), but then every step past the window is a full re-prefill.
+
+The uncached path calls sprint 8's ``model(idx, logits_to_keep=1)``; the cached one calls
+cached_forward.py's ``forward_with_cache(model, new_tokens, cache, logits_to_keep=1)`` (the
+same modules, only the new tokens), or decode_step.py's ``DecodeStep`` for one-token steps.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import Tensor, nn
 
-from . import decode_step
+from . import cached_forward, decode_step
 from .kv_cache import KVCache
 from .sampling import sample_next_token
 
@@ -72,7 +76,8 @@ def generate(
     ``allowed_tokens``: only ids below it are chosen (the tokenizer's vocabulary size, for a
     model whose embedding rows were padded beyond it: those rows are no token).
     ``fast_decode``: cached one-token steps run decode_step.py's flat ``DecodeStep`` (the
-    same logits as ``model(...)``, fewer operations); False runs ``model(...)`` every step.
+    same logits as ``forward_with_cache``, fewer operations); False runs
+    ``forward_with_cache`` for them too.
     Call ``model.eval()`` first: dropout would make the outputs random.
     """
     _check_inputs(model, idx, max_new_tokens)
@@ -110,7 +115,9 @@ def generate(
         if fast_decode and decode_step.supports(model):
             step_fn = decode_step.DecodeStep(model, cache)
         # Prefill: the prompt (its last block_size tokens) in one pass fills the cache.
-        logits, _ = model(seq[:, max(0, n - block_size) : n], kv_cache=cache, logits_to_keep=1)
+        logits = cached_forward.forward_with_cache(
+            model, seq[:, max(0, n - block_size) : n], cache, logits_to_keep=1
+        )
 
     for step in range(max_new_tokens):
         if not use_kv_cache:
@@ -128,13 +135,17 @@ def generate(
             if cache.length >= block_size:
                 # Window full: re-prefill from the tail of the sequence (see module doc).
                 cache.reset()
-                logits, _ = model(seq[:, n - refill : n], kv_cache=cache, logits_to_keep=1)
+                logits = cached_forward.forward_with_cache(
+                    model, seq[:, n - refill : n], cache, logits_to_keep=1
+                )
             else:
                 # Decode step: only the newest token goes through the model, (B, 1).
                 if step_fn is not None:
                     logits = step_fn(seq[:, n - 1 : n]).unsqueeze(1)  # (B, V) -> (B, 1, V)
                 else:
-                    logits, _ = model(seq[:, n - 1 : n], kv_cache=cache, logits_to_keep=1)
+                    logits = cached_forward.forward_with_cache(
+                        model, seq[:, n - 1 : n], cache, logits_to_keep=1
+                    )
 
 
 def generate_all(model: nn.Module, idx: Tensor, max_new_tokens: int, **kwargs) -> Tensor:

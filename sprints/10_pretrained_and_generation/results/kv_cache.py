@@ -5,7 +5,8 @@ context, although the keys and values of tokens 0..t-1 have not changed (attenti
 causal: an earlier token never looks at a later one). The cache stores every layer's
 keys and values once; each decoding step then feeds only the newest token.
 
-Protocol (see notes/02_kv_cache.md; sprint 8's ``GPT.forward(idx, kv_cache=...)`` calls it):
+Protocol (see notes/02_kv_cache.md; cached_forward.py's ``forward_with_cache`` calls it, on
+sprint 8's model):
 
 - ``length``: how many positions are cached; the new tokens sit at positions
   ``length, length + 1, ...``.
