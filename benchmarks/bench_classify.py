@@ -6,7 +6,7 @@ files: fitted on train, C chosen on validation, scored once on test. Reported pe
 test accuracy, spam precision and recall, training seconds, and the CPU.
 
     flock -x /tmp/cpu.lock uv run python -m benchmarks.bench_classify \\
-        --data-file /work/shared/data/sms_spam/SMSSpamCollection \\
+        --data-file path/to/SMSSpamCollection \\
         --init-from runs/shakespeare_gpt2_small/best.pt
 """
 

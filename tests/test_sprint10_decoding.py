@@ -43,12 +43,16 @@ def small_gpt(seed=0, std=None, **overrides) -> torch.nn.Module:
 
 # ----- DecodeStep: the same logits as forward_with_cache ------------------------------------
 
+@pytest.mark.parametrize("copy_widening", [False, True], ids=["views", "copies"])
 @pytest.mark.parametrize("overrides", [
     {},
     {"position_encoding": "sinusoidal", "bias": False},
     {"activation": "gelu"},
 ])
-def test_decode_step_equals_the_model_forward(overrides):
+def test_decode_step_equals_the_model_forward(overrides, copy_widening, monkeypatch):
+    # Both weight layouts (the transposed views, or contiguous copies of the widening
+    # matrices, chosen by CPU): the same logits either way.
+    monkeypatch.setattr(decode_step, "_COPY_WIDENING", copy_widening)
     model = small_gpt(seed=1, std=0.2, **overrides)
     idx = torch.randint(0, 64, (3, 12), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
