@@ -60,10 +60,10 @@ def _as_function(module: nn.Module) -> Callable[[Tensor], Tensor]:
 # 2-core AMD EPYC (AVX-512 no, AVX-512 BF16 no, AMX no): MKL read the (out, in) layout at
 # 14-17 GB/s and the (in, out) copy at 26-31 GB/s (for the narrowing c_proj the original
 # layout was the faster one), and GPT-2 small's float32 decoding went from 30.8 to 37.1
-# tokens/s (benchmarks/bench_generate_llama_cpp.py). On the 2-core Intel Xeon (AVX-512 yes,
-# AMX yes) the plain views already ran at 85% of the bandwidth ceiling, so the copies, which
-# cost those matrices' memory again (GPT-2 small: 352 MB), are made only on CPUs without
-# AVX-512. GEN_WEIGHT_COPY=1 or 0 forces the choice.
+# tokens/s, 37.4 in a second run (benchmarks/bench_generate_llama_cpp.py). On the 2-core
+# Intel Xeon (AVX-512 yes, AMX yes) the plain views already ran at 85% of the bandwidth
+# ceiling, so the copies, which cost those matrices' memory again (GPT-2 small: 352 MB), are
+# made only on CPUs without AVX-512. GEN_WEIGHT_COPY=1 or 0 forces the choice.
 _COPY_WIDENING = os.environ.get(
     "GEN_WEIGHT_COPY", "0" if _devices.cpu_features()["avx512"] else "1") == "1"
 
