@@ -325,6 +325,12 @@ def get_tokenizer(
     return GPT2Tokenizer.from_directory(bundled)
 
 
+def tokenizer_to_record(tokenizer) -> dict:
+    """What a checkpoint stores of its tokenizer (``tokenizer_from_record`` reads it back): a
+    character vocabulary's or a tokenizer.json BPE's ``to_dict()``, or ``{"type": "gpt2"}``."""
+    return tokenizer.to_dict() if hasattr(tokenizer, "to_dict") else {"type": tokenizer.name}
+
+
 def tokenizer_from_record(record: Any) -> GPT2Tokenizer | CharTokenizer | TokenizerJSON:
     """The tokenizer a checkpoint records (sprint 9 stores it in ``extra["tokenizer"]``): a
     character vocabulary or a tokenizer.json BPE as its ``to_dict()``, or GPT-2's BPE as

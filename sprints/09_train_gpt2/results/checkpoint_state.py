@@ -21,10 +21,7 @@ from .settings import plain_args
 from .train_step import TrainingError
 
 _utils = import_module("sprints.08_gpt2_assembly.results.utils")
-
-
-def tokenizer_state(tokenizer) -> dict:
-    return tokenizer.to_dict() if hasattr(tokenizer, "to_dict") else {"type": tokenizer.name}
+_tokenizer = import_module("sprints.08_gpt2_assembly.results.tokenizer")
 
 
 def gather_training_state(model, optimizer) -> tuple[dict, dict]:
@@ -45,7 +42,7 @@ def save_state(path: Path, model_state: dict, optimizer_state: dict, config: dic
                rank_rngs: list | None = None) -> None:
     """Atomic (sprint 8's save_checkpoint: temp file + os.replace). ``rank_rngs``: every
     process's RNG states under torchrun (index = rank), None for a single process."""
-    extra = {"tokenizer": tokenizer_state(tokenizer), "best_val_loss": best_val,
+    extra = {"tokenizer": _tokenizer.tokenizer_to_record(tokenizer), "best_val_loss": best_val,
              "elapsed_s": elapsed, "args": plain_args(args)}
     if rank_rngs is not None:
         extra["rank_rng_states"] = rank_rngs

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from . import data as data_lib  # download() and read_text(): clear errors for missing files
+from . import data as data_lib  # reading, splitting and batch starts, as train_gpt2 does
 
 _config = import_module("sprints.08_gpt2_assembly.results.config")
 _model = import_module("sprints.08_gpt2_assembly.results.model")
@@ -46,24 +46,24 @@ def load_tokens(path: Path, tokenizer_name: str, val_fraction: float):
     """(tokenizer, train ids, val ids): the first 90% of the characters train, the rest
     validate. The character vocabulary is every distinct character of the whole text."""
     text = data_lib.read_text(path)
-    n = int(len(text) * (1.0 - val_fraction))
+    train_text, val_text = data_lib.split_text(text, val_fraction)
     if tokenizer_name == "char":
         tokenizer = _tokenizer.get_tokenizer("char", text=text)
     else:
         tokenizer = _tokenizer.get_tokenizer("gpt2")
-    train = np.asarray(tokenizer.encode(text[:n]), dtype=np.int64)
-    val = np.asarray(tokenizer.encode(text[n:]), dtype=np.int64)
+    train = np.asarray(tokenizer.encode(train_text), dtype=np.int64)
+    val = np.asarray(tokenizer.encode(val_text), dtype=np.int64)
     return tokenizer, train, val
 
 
 def get_batch(ids: np.ndarray, block_size: int, batch_size: int, seed: int, step: int):
     """``batch_size`` random windows of ``block_size + 1`` tokens: inputs and targets (B, T).
 
-    The generator is seeded by (seed, step), so the batch of step k is the same in every run
-    (and the same as train_gpt2's ``data.get_batch``): a resumed run needs no saved iterator.
+    The starts come from a generator seeded by (seed, step) (``data.batch_offsets``, which
+    train_gpt2 uses too), so the batch of step k is the same in every run: a resumed run
+    needs no saved iterator.
     """
-    rng = np.random.default_rng([seed, step, 0])
-    starts = rng.integers(0, len(ids) - block_size, size=batch_size)  # (B,)
+    starts = data_lib.batch_offsets(len(ids), block_size, batch_size, seed, step)  # (B,)
     windows = torch.from_numpy(ids[starts[:, None] + np.arange(block_size + 1)])  # (B, T+1)
     return windows[:, :-1], windows[:, 1:]  # x: tokens 0..T-1, y: tokens 1..T
 
@@ -195,9 +195,10 @@ def train(args: argparse.Namespace) -> dict:
             tqdm.write(message)
             if val_loss < best_val:  # keep the best model, written atomically
                 best_val = val_loss
+                extra = {"tokenizer": _tokenizer.tokenizer_to_record(tokenizer),
+                         "best_val_loss": best_val}  # sprint 10's generate reads the tokenizer
                 _utils.save_checkpoint(out / "best.pt", model=model, config=config,
-                                       step=step + 1, extra={"tokenizer": tokenizer_record(
-                                           tokenizer), "best_val_loss": best_val})
+                                       step=step + 1, extra=extra)
         log.write(json.dumps(record) + "\n")
         records.append(record)
     log.close()
@@ -211,29 +212,30 @@ def train(args: argparse.Namespace) -> dict:
     return summary
 
 
-def plot_losses(records: list[dict], path: Path) -> Path:
-    """loss.png: the training loss of every step and the validation loss of each evaluation."""
+def plot_losses(records: list[dict], path: Path, title: str = "train_minimal.py",
+                train_key: str = "loss", train_label: str = "train", dpi: int = 100) -> Path:
+    """loss.png: the training loss of every logged step (``record[train_key]``) and the
+    validation loss of each evaluation (``record["val_loss"]``), written atomically.
+    Sprint 10's finetune (and sprint 12) draw theirs with it too."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no window
     import matplotlib.pyplot as plt
 
+    train = [(r["step"], r[train_key]) for r in records if train_key in r]
+    val = [(r["step"], r["val_loss"]) for r in records if "val_loss" in r]
     fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot([r["step"] for r in records], [r["loss"] for r in records], lw=1, label="train")
-    val = [r for r in records if "val_loss" in r]
-    ax.plot([r["step"] for r in val], [r["val_loss"] for r in val], "o-", label="validation")
-    ax.set(xlabel="step", ylabel="cross-entropy (nats)", title="train_minimal.py")
+    if train:
+        ax.plot(*zip(*train, strict=True), lw=1, label=train_label)
+    if val:
+        ax.plot(*zip(*val, strict=True), "o-", label="validation")
+    ax.set(xlabel="step", ylabel="loss (nats per token)", title=title)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    _utils.atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))
     plt.close(fig)
     return path
-
-
-def tokenizer_record(tokenizer) -> dict:
-    """What a checkpoint stores so that sprint 10's generate can rebuild the tokenizer."""
-    return tokenizer.to_dict() if hasattr(tokenizer, "to_dict") else {"type": tokenizer.name}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -129,25 +129,10 @@ def train_step(loss_fn, optimizer, params, x, y, grad_clip: float, autocast) -> 
 
 
 def plot_losses(records: list[dict], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    train = [(r["step"], r["train_loss"]) for r in records if "train_loss" in r]
-    val = [(r["step"], r["val_loss"]) for r in records if "val_loss" in r]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    if train:
-        ax.plot(*zip(*train, strict=True), label="train (one batch)", alpha=0.7)
-    if val:
-        ax.plot(*zip(*val, strict=True), "o-", label="validation")
-    ax.set(xlabel="step", ylabel="loss (nats per token)", title=title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    utils = import_module("sprints.08_gpt2_assembly.results.utils")
-    utils.atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
-    plt.close(fig)
+    """loss.png of a fine-tuning run: sprint 9's plot, with this log's key for the train loss."""
+    minimal = import_module("sprints.09_train_gpt2.results.train_minimal")
+    minimal.plot_losses(records, path, title, train_key="train_loss",
+                        train_label="train (one batch)", dpi=120)
 
 
 def run(args) -> dict:
@@ -266,11 +251,11 @@ def run(args) -> dict:
     if use_lora:
         written["adapter"] = str(lora.save_adapter(model, out / "adapter", args.init_from))
         model = lora.merge_and_unload(model)  # W + (alpha / r) B A: an ordinary GPT again
-    tokenizer_state = import_module("sprints.09_train_gpt2.results.checkpoint_state"
-                                    ).tokenizer_state
+    tokenizer_to_record = import_module("sprints.08_gpt2_assembly.results.tokenizer"
+                                        ).tokenizer_to_record
     written["checkpoint"] = str(utils.save_checkpoint(
         out / "model.pt", model=model, config=model.config, step=best["step"],
-        extra={"tokenizer": tokenizer_state(tokenizer), "init_from": args.init_from,
+        extra={"tokenizer": tokenizer_to_record(tokenizer), "init_from": args.init_from,
                "val_loss": best["val_loss"], "lora": mode if use_lora else None}))
     try:
         written["hf_model"] = str(model.save_pretrained(out / "hf_model"))

@@ -120,13 +120,13 @@ def plain_gpt_state(model: GPTClassifier) -> dict[str, Tensor]:
 
 def save_classifier(path: Path, model: GPTClassifier, tokenizer, labels: list[str],
                     max_length: int, pad_id: int, info: dict) -> Path:
-    tokenizer_state = import_module("sprints.09_train_gpt2.results.checkpoint_state"
-                                    ).tokenizer_state
+    tokenizer_to_record = import_module("sprints.08_gpt2_assembly.results.tokenizer"
+                                        ).tokenizer_to_record
     head = {k: v.detach().cpu().clone() for k, v in model.head.state_dict().items()}
     return _utils.save_checkpoint(
         path, model=plain_gpt_state(model), config=model.gpt.config.to_dict(),
         step=int(info.get("epoch", 0)),
-        extra={"tokenizer": tokenizer_state(tokenizer), **info,
+        extra={"tokenizer": tokenizer_to_record(tokenizer), **info,
                "classifier": {"head": head, "label_names": list(labels),
                               "max_length": int(max_length), "pad_token_id": int(pad_id)}})
 

@@ -271,7 +271,8 @@ def run(args) -> dict:
     optimizers = import_module("sprints.09_train_gpt2.results.optimizers")
     precision = import_module("sprints.09_train_gpt2.results.precision")
     run_logging = import_module("sprints.09_train_gpt2.results.run_logging")
-    checkpoint_state = import_module("sprints.09_train_gpt2.results.checkpoint_state")
+    tokenizer_to_record = import_module("sprints.08_gpt2_assembly.results.tokenizer"
+                                        ).tokenizer_to_record
     lora = import_module("sprints.10_pretrained_and_generation.results.lora")
 
     device = _devices.pick_device(args.device)
@@ -370,7 +371,7 @@ def run(args) -> dict:
             ckpt_path, model=model, optimizer=optimizer, step=step, config=model.config,
             data_position={"step": step, "epoch": step // per_epoch, "seed": args.seed},
             rng_states=_utils.rng_states(),
-            extra={"tokenizer": checkpoint_state.tokenizer_state(tokenizer),
+            extra={"tokenizer": tokenizer_to_record(tokenizer),
                    "settings": current, "data_sha256": data_sha, "state": state})
 
     if not args.resume:
@@ -426,7 +427,7 @@ def run(args) -> dict:
     loss_after = {"val": evaluate("val"), "test": evaluate("test")}
     model_path = _utils.save_checkpoint(
         out / "model.pt", model=model, config=model.config, step=total_steps,
-        extra={"tokenizer": checkpoint_state.tokenizer_state(tokenizer),
+        extra={"tokenizer": tokenizer_to_record(tokenizer),
                "init_from": str(args.init_from), "format": args.format, "lora": mode})
     tests = splits["test"][:args.max_responses] if args.max_responses is not None \
         else splits["test"]
