@@ -52,14 +52,7 @@ def assert_close(actual, expected, atol, rtol):
     assert torch.allclose(actual, expected, atol=atol, rtol=rtol), f"max abs diff {diff}"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # These models are tiny: a second thread only adds synchronisation (and spins while
-    # other processes hold the CPU). Restored afterwards for the other test files.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread_module")  # tiny models: one thread
 
 
 def tiny_gpt(seed=0, block_size=16, vocab_size=37, std=None) -> torch.nn.Module:

@@ -13,7 +13,6 @@ import torch
 import torch.nn.functional as F
 
 from tests.optional_deps import llama_cpp_or_skip
-from tests.test_sprint10 import one_thread  # noqa: F401  (autouse: tiny models, one thread)
 
 generation = import_module("sprints.10_pretrained_and_generation.results.generation")
 decode_step = import_module("sprints.10_pretrained_and_generation.results.decode_step")
@@ -28,6 +27,7 @@ config_mod = import_module("sprints.08_gpt2_assembly.results.config")
 utils_mod = import_module("sprints.08_gpt2_assembly.results.utils")
 
 FBGEMM = quantize._int8_activation_kernel_ok()
+pytestmark = pytest.mark.usefixtures("one_thread_module")  # tiny models: one thread
 
 
 def small_gpt(seed=0, std=None, **overrides) -> torch.nn.Module:

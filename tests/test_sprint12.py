@@ -28,12 +28,7 @@ utils_mod = import_module("sprints.08_gpt2_assembly.results.utils")
 V, T, L, C = 50257, 32, 2, 32
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread_module")  # tiny models: one thread
 
 
 def tiny_gpt(seed=0, n_layer=L):

@@ -29,12 +29,7 @@ TWO = [{"instruction": "Say hi.", "input": "", "output": "Hi there."},
        {"instruction": "Name a color.", "input": "Pick one.", "output": "Blue sky."}]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: a second thread only adds synchronisation
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread_module")  # tiny models: one thread
 
 
 @pytest.fixture(scope="module")
