@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from tests.optional_deps import llama_cpp_or_skip
 
@@ -19,6 +20,7 @@ decode_step = import_module("sprints.10_pretrained_and_generation.results.decode
 quantize = import_module("sprints.10_pretrained_and_generation.results.quantize")
 kv_cache_mod = import_module("sprints.10_pretrained_and_generation.results.kv_cache")
 cached_forward = import_module("sprints.10_pretrained_and_generation.results.cached_forward")
+bf16_prefill = import_module("sprints.10_pretrained_and_generation.results.bf16_prefill")
 lora = import_module("sprints.10_pretrained_and_generation.results.lora")
 export_gguf = import_module("sprints.10_pretrained_and_generation.results.export_gguf")
 generate_cli = import_module("sprints.10_pretrained_and_generation.results.generate")
@@ -43,21 +45,12 @@ def small_gpt(seed=0, std=None, **overrides) -> torch.nn.Module:
 
 # ----- DecodeStep: the same logits as forward_with_cache ------------------------------------
 
-@pytest.mark.parametrize("copy_widening", [False, True], ids=["views", "copies"])
-@pytest.mark.parametrize("overrides", [
-    {},
-    {"position_encoding": "sinusoidal", "bias": False},
-    {"activation": "gelu"},
-])
-def test_decode_step_equals_the_model_forward(overrides, copy_widening, monkeypatch):
-    # Both weight layouts (the transposed views, or contiguous copies of the widening
-    # matrices, chosen by CPU): the same logits either way.
-    monkeypatch.setattr(decode_step, "_COPY_WIDENING", copy_widening)
-    model = small_gpt(seed=1, std=0.2, **overrides)
-    idx = torch.randint(0, 64, (3, 12), generator=torch.Generator().manual_seed(1))
+def assert_decode_step_matches(model, batch_size: int, atol: float = 1e-5) -> None:
+    """DecodeStep's logits equal forward_with_cache's at each of 7 steps after a prompt."""
+    idx = torch.randint(0, 64, (batch_size, 12), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        cache_ref = kv_cache_mod.KVCache.for_model(model, batch_size=3)
-        cache = kv_cache_mod.KVCache.for_model(model, batch_size=3)
+        cache_ref = kv_cache_mod.KVCache.for_model(model, batch_size=batch_size)
+        cache = kv_cache_mod.KVCache.for_model(model, batch_size=batch_size)
         cached_forward.forward_with_cache(model, idx[:, :5], cache_ref)
         cached_forward.forward_with_cache(model, idx[:, :5], cache)
         step = decode_step.DecodeStep(model, cache)
@@ -65,10 +58,35 @@ def test_decode_step_equals_the_model_forward(overrides, copy_widening, monkeypa
             ref = cached_forward.forward_with_cache(model, idx[:, t:t + 1], cache_ref,
                                                     logits_to_keep=1)
             ours = step(idx[:, t:t + 1])  # (B, V)
-            assert ours.shape == (3, 64)
-            assert torch.allclose(ours, ref[:, 0], atol=1e-5, rtol=1e-5), t
+            assert ours.shape == (batch_size, 64)
+            assert torch.allclose(ours, ref[:, 0], atol=atol, rtol=atol), t
         assert cache.length == cache_ref.length == 12
         assert torch.allclose(cache.k[:, :, :, :12], cache_ref.k[:, :, :, :12], atol=1e-6)
+
+
+@pytest.mark.parametrize("linear", ["mkl", "onednn"])
+@pytest.mark.parametrize("overrides", [
+    {},
+    {"position_encoding": "sinusoidal", "bias": False},
+    {"activation": "gelu"},
+])
+def test_decode_step_equals_the_model_forward(overrides, linear, monkeypatch):
+    # Both libraries for the float32 products (MKL's addmm on a transposed view, or
+    # oneDNN's inner product on the weight as stored, chosen by CPU): the same logits.
+    if linear == "onednn" and not torch.backends.mkldnn.is_available():
+        pytest.skip("this PyTorch build has no oneDNN")
+    monkeypatch.setattr(decode_step, "_LINEAR", linear)
+    for batch_size in (1, 3):
+        assert_decode_step_matches(small_gpt(seed=1, std=0.2, **overrides), batch_size)
+
+
+@pytest.mark.skipif(not FBGEMM, reason="fbgemm (x86) is needed for the one-row int8 kernel")
+def test_decode_step_of_an_int8_model_equals_its_forward():
+    # One row goes straight to fbgemm's int8 kernel (as Int8Linear.forward does for one
+    # row); several rows go through the module (weight-only): the same logits both ways.
+    model = quantize.quantize_int8(small_gpt(seed=1, std=0.2))
+    for batch_size in (1, 3):
+        assert_decode_step_matches(model, batch_size)
 
 
 def test_decode_step_runs_lora_and_refuses_the_reference_layers():
@@ -247,3 +265,44 @@ def test_llama_cpp_reproduces_our_int8_logits_from_q8_0(gguf_model, tmp_path):
     top2 = np.sort(ours, axis=-1)[:, -2:]
     decisive = (top2[:, 1] - top2[:, 0]) > 2 * diff
     assert agree[decisive].all() and decisive.sum() >= 12
+
+
+# ----- bf16_prefill: float32 products for a bfloat16 prompt -----------------------------------
+
+def test_bf16_prefill_multiplies_many_rows_in_float32_and_then_restores(monkeypatch):
+    monkeypatch.setattr(bf16_prefill._devices, "cpu_has_fast_bf16", lambda: False)
+    torch.manual_seed(0)
+    layer = nn.Linear(32, 48).to(torch.bfloat16)
+    many = torch.randn(2, bf16_prefill.MIN_ROWS, 32, dtype=torch.bfloat16)  # 16 rows
+    few = torch.randn(1, 32, dtype=torch.bfloat16)
+    w, b = layer.weight.float(), layer.bias.float()
+    with torch.no_grad(), bf16_prefill.float32_linears(layer):
+        assert torch.equal(layer(many), F.linear(many.float(), w, b).to(torch.bfloat16))
+        assert torch.equal(layer(few), F.linear(few, layer.weight, layer.bias))  # unchanged
+        bf16_result = F.linear(many, layer.weight, layer.bias)
+        # the bfloat16 product agrees to bfloat16's rounding (8 significant bits)
+        assert torch.allclose(layer(many).float(), bf16_result.float(), rtol=2 ** -7, atol=1e-2)
+    assert "forward" not in vars(layer)  # nn.Linear.forward again
+    with pytest.raises(RuntimeError), bf16_prefill.float32_linears(layer):
+        raise RuntimeError("an error inside the block")
+    assert "forward" not in vars(layer)
+    # a float32 model, or a CPU with bfloat16 arithmetic: nothing is patched
+    assert not bf16_prefill.needed(nn.Linear(4, 4))
+    monkeypatch.setattr(bf16_prefill._devices, "cpu_has_fast_bf16", lambda: True)
+    assert not bf16_prefill.needed(layer)
+
+
+def test_generation_of_a_bf16_model_is_the_same_with_float32_prefill(monkeypatch):
+    model = small_gpt(seed=4, std=0.2).to(torch.bfloat16)
+    prompt = torch.randint(0, 64, (1, 20), generator=torch.Generator().manual_seed(4))
+    float32_calls = []
+    original = bf16_prefill._float32_linear
+    monkeypatch.setattr(bf16_prefill, "_float32_linear",
+                        lambda m, x: float32_calls.append(x.shape) or original(m, x))
+    runs = {}
+    for fast_bf16 in (True, False):  # False: the prefill multiplies in float32
+        monkeypatch.setattr(bf16_prefill._devices, "cpu_has_fast_bf16", lambda f=fast_bf16: f)
+        runs[fast_bf16] = generation.generate_all(model, prompt, 12, greedy=True)
+        # every linear layer of the 20-token prefill (2 blocks x 4, and the LM head's one row)
+        assert len(float32_calls) == (0 if fast_bf16 else 9)
+    assert torch.equal(runs[True], runs[False])

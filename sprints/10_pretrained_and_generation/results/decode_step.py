@@ -11,9 +11,9 @@ float32 (when that cached pass still ran inside sprint 8's ``GPT.forward``, thro
 same operations), that was about a fifth of a step.
 
 ``DecodeStep`` computes exactly what ``forward_with_cache(model, idx, cache,
-logits_to_keep=1)`` computes for one new token per row, with the model's own weights (on
-CPUs without AVX-512, float32 copies of the widening matrices laid out for a faster
-one-row product: ``_transposed_weight``), in ~12 operations per layer:
+logits_to_keep=1)`` computes for one new token per row, with the model's own weights (no
+copies; on CPUs without AVX-512 the float32 products run in oneDNN, which splits a one-row
+product over every core: ``_LINEAR``), in ~12 operations per layer:
 
     x = wte[idx] + wpe[pos]                                         (B, C)
     per layer:  qkv = c_attn(ln_1(x))                               (B, 3C) -> (B, 3, nh, hs)
@@ -39,41 +39,50 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .kv_cache import KVCache
+from .quantize import REDUCE_RANGE
 
 _devices = import_module("sprints.01_setup_and_basics.results.devices")
 
 
 def _as_function(module: nn.Module) -> Callable[[Tensor], Tensor]:
-    """A plain nn.Linear becomes one ``addmm`` (or ``mm``) with its transposed weight, made
-    once here (``F.linear`` would make the view, and expand the bias, at every call);
-    anything else (Int8Linear, LoRA) is called as the module it is. x is (B, in)."""
+    """A plain nn.Linear becomes one library call on its own weight, chosen once here
+    (``F.linear`` would redo that choice, and expand the bias, at every call); an
+    Int8Linear with fbgemm's packed weights becomes its one-row kernel; anything else
+    (LoRA, weight-only int8) is called as the module it is. x is (B, in)."""
     if type(module) is nn.Linear:
-        weight_t, bias = _transposed_weight(module.weight), module.bias  # (in, out)
+        weight, bias = module.weight, module.bias  # (out, in), (out,) or None
+        if _use_onednn(weight):
+            # oneDNN's inner product on the (out, in) weight as stored: no copy
+            return lambda x: torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+        weight_t = weight.t()  # (in, out) view, no copy
         if bias is None:
             return lambda x: torch.mm(x, weight_t)
         return lambda x: torch.addmm(bias, x, weight_t)
+    packed = getattr(module, "packed", None)
+    if packed is not None and module.q.device.type == "cpu":
+        # what Int8Linear.forward does for one row, without its reshapes and checks
+        def int8_one_row(x: Tensor) -> Tensor:
+            if x.size(0) != 1:
+                return module(x)
+            return torch.ops.quantized.linear_dynamic(x.float(), packed, REDUCE_RANGE).to(x.dtype)
+        return int8_one_row
     return module
 
 
-# Pre-transposing a float32 weight to a contiguous (in, out) copy made the one-row product
-# x @ W^T about 1.8x faster for the widening matrices (out > in: c_attn, c_fc, lm_head) on a
-# 2-core AMD EPYC (AVX-512 no, AVX-512 BF16 no, AMX no): MKL read the (out, in) layout at
-# 14-17 GB/s and the (in, out) copy at 26-31 GB/s (for the narrowing c_proj the original
-# layout was the faster one), and GPT-2 small's float32 decoding went from 30.8 to 37.1
-# tokens/s, 37.4 in a second run (benchmarks/bench_generate_llama_cpp.py). On the 2-core
-# Intel Xeon (AVX-512 yes, AMX yes) the plain views already ran at 85% of the bandwidth
-# ceiling, so the copies, which cost those matrices' memory again (GPT-2 small: 352 MB), are
-# made only on CPUs without AVX-512. GEN_WEIGHT_COPY=1 or 0 forces the choice.
-_COPY_WIDENING = os.environ.get(
-    "GEN_WEIGHT_COPY", "0" if _devices.cpu_features()["avx512"] else "1") == "1"
+# Which library multiplies one row by a float32 weight on the CPU, by what was measured.
+# On a 2-core AMD EPYC (AVX-512 no, AVX-512 BF16 no, AMX no), MKL's one-row product (addmm)
+# read GPT-2 small's matrices at 15-26 GB/s with one thread or two alike, while oneDNN's
+# inner product (torch.ops.mkldnn._linear_pointwise, the kernel torch.compile's CPU backend
+# calls for linear layers) splits each product over both cores and read them at 19-35 GB/s:
+# float32 decoding went from 35.7 to 50.9 tokens/s (benchmarks/bench_generate_llama_cpp.py).
+# On the 2-core Intel Xeon (AVX-512 yes, AMX yes) MKL already ran at 85% of the bandwidth
+# ceiling, so it stays there. GEN_LINEAR=onednn or GEN_LINEAR=mkl forces the choice.
+_LINEAR = os.environ.get("GEN_LINEAR", "mkl" if _devices.cpu_features()["avx512"] else "onednn")
 
 
-def _transposed_weight(weight: Tensor) -> Tensor:
-    out_features, in_features = weight.shape
-    if (_COPY_WIDENING and weight.device.type == "cpu" and weight.dtype == torch.float32
-            and out_features > in_features):
-        return weight.detach().t().contiguous()  # (in, out), a copy: generation only reads it
-    return weight.t()  # (in, out) view, no copy
+def _use_onednn(weight: Tensor) -> bool:
+    return (_LINEAR == "onednn" and weight.device.type == "cpu"
+            and weight.dtype == torch.float32 and torch.backends.mkldnn.is_available())
 
 
 def supports(model: nn.Module) -> bool:

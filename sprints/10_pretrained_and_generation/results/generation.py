@@ -24,6 +24,8 @@ Context window. A GPT with learned absolute positions cannot see more than
 The uncached path calls sprint 8's ``model(idx, logits_to_keep=1)``; the cached one calls
 cached_forward.py's ``forward_with_cache(model, new_tokens, cache, logits_to_keep=1)`` (the
 same modules, only the new tokens), or decode_step.py's ``DecodeStep`` for one-token steps.
+A bfloat16 model's prefill on a CPU without bfloat16 arithmetic multiplies in float32
+(bf16_prefill.py: several times faster there).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import Tensor, nn
 
-from . import cached_forward, decode_step
+from . import bf16_prefill, cached_forward, decode_step
 from .kv_cache import KVCache
 from .sampling import sample_next_token
 
@@ -115,9 +117,10 @@ def generate(
         if fast_decode and decode_step.supports(model):
             step_fn = decode_step.DecodeStep(model, cache)
         # Prefill: the prompt (its last block_size tokens) in one pass fills the cache.
-        logits = cached_forward.forward_with_cache(
-            model, seq[:, max(0, n - block_size) : n], cache, logits_to_keep=1
-        )
+        with bf16_prefill.float32_linears(model):
+            logits = cached_forward.forward_with_cache(
+                model, seq[:, max(0, n - block_size) : n], cache, logits_to_keep=1
+            )
 
     for step in range(max_new_tokens):
         if not use_kv_cache:
@@ -135,9 +138,10 @@ def generate(
             if cache.length >= block_size:
                 # Window full: re-prefill from the tail of the sequence (see module doc).
                 cache.reset()
-                logits = cached_forward.forward_with_cache(
-                    model, seq[:, n - refill : n], cache, logits_to_keep=1
-                )
+                with bf16_prefill.float32_linears(model):
+                    logits = cached_forward.forward_with_cache(
+                        model, seq[:, n - refill : n], cache, logits_to_keep=1
+                    )
             else:
                 # Decode step: only the newest token goes through the model, (B, 1).
                 if step_fn is not None:
