@@ -31,6 +31,7 @@ activation) are refused by ``supports``, and generation then uses ``forward_with
 from __future__ import annotations
 
 import os
+import platform
 from collections.abc import Callable
 from importlib import import_module
 
@@ -76,8 +77,17 @@ def _as_function(module: nn.Module) -> Callable[[Tensor], Tensor]:
 # calls for linear layers) splits each product over both cores and read them at 19-35 GB/s:
 # float32 decoding went from 35.7 to 50.9 tokens/s (benchmarks/bench_generate_llama_cpp.py).
 # On the 2-core Intel Xeon (AVX-512 yes, AMX yes) MKL already ran at 85% of the bandwidth
-# ceiling, so it stays there. GEN_LINEAR=onednn or GEN_LINEAR=mkl forces the choice.
-_LINEAR = os.environ.get("GEN_LINEAR", "mkl" if _devices.cpu_features()["avx512"] else "onednn")
+# ceiling, so it stays there; ARM CPUs (not measured) keep PyTorch's usual addmm too.
+# GEN_LINEAR=onednn or GEN_LINEAR=mkl forces the choice.
+def _default_linear() -> str:
+    x86 = platform.machine().lower() in ("x86_64", "amd64")
+    return "onednn" if x86 and not _devices.cpu_features()["avx512"] else "mkl"
+
+
+_LINEAR = os.environ.get("GEN_LINEAR") or _default_linear()
+if _LINEAR not in ("onednn", "mkl"):
+    raise ValueError(f"GEN_LINEAR must be onednn or mkl, got {_LINEAR!r}; unset it to let "
+                     "the CPU decide")
 
 
 def _use_onednn(weight: Tensor) -> bool:
