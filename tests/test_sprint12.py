@@ -20,6 +20,7 @@ import torch
 
 classify = import_module("sprints.12_task_finetuning.results.classify")
 sms_data = import_module("sprints.12_task_finetuning.results.sms_data")
+sms_lm_text = import_module("sprints.12_task_finetuning.results.sms_lm_text")
 model_mod = import_module("sprints.08_gpt2_assembly.results.model")
 config_mod = import_module("sprints.08_gpt2_assembly.results.config")
 tokenizer_mod = import_module("sprints.08_gpt2_assembly.results.tokenizer")
@@ -109,6 +110,40 @@ def test_balanced_split_sizes_balance_and_determinism():
 
 
 # ----- what trains -------------------------------------------------------------------------
+def test_unlabeled_texts_are_all_but_the_held_out_messages_with_their_copies():
+    rows = [("ham", f"h{i}") for i in range(60)] + [("spam", f"s{i}") for i in range(20)]
+    splits = sms_data.balanced_split(rows, seed=3)
+    held_out = [t for name in ("validation", "test") for _, t in splits[name]]
+    # a copy of a held-out message elsewhere in the file must not slip through
+    rows = rows + [("ham", held_out[0])]
+    texts = sms_data.unlabeled_texts(rows, splits)
+    assert not set(texts) & set(held_out)
+    assert {t for _, t in splits["train"]} <= set(texts)  # the training messages are read
+    # every message is either held out or read, in file order
+    assert texts == [t for _, t in rows if t not in set(held_out)]
+    assert len(texts) == 80 - len(held_out)
+
+
+def test_sms_lm_text_writes_the_split_s_unlabeled_messages(tmp_path, capsys):
+    data = write_sms(tmp_path / "sms.txt")
+    path = sms_lm_text.main(["--data-file", str(data), "--seed", "7",
+                             "--out-dir", str(tmp_path / "out")])
+    assert path == tmp_path / "out" / sms_lm_text.FILE_NAME
+    lines = path.read_text(encoding="utf-8").splitlines()
+    # the split classify.py makes with --seed 7: none of its validation or test messages,
+    # every other message as its bare text (no label), in file order
+    rows = sms_data.read_messages(data)
+    splits = sms_data.balanced_split(rows, 7)
+    held_out = {t for name in ("validation", "test") for _, t in splits[name]}
+    assert lines == [text for _, text in rows if text not in held_out]
+    assert len(lines) == 70 - len(held_out) > 0
+    assert "wrote" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        sms_lm_text.main(["--data-file", str(tmp_path / "missing.txt"),
+                          "--out-dir", str(tmp_path / "out")])
+    assert "does not exist" in capsys.readouterr().err
+
+
 def block_params(c):
     return 12 * c * c + 13 * c  # ln_1, c_attn, attn.c_proj, ln_2, c_fc, mlp.c_proj
 
@@ -246,3 +281,32 @@ def test_bad_options_are_usage_errors(base_ckpt, tmp_path, capsys):
     with pytest.raises(SystemExit) as info:  # a base model, not a classifier
         classify.main(["--checkpoint", str(base_ckpt), "--predict", "hi"])
     assert info.value.code == 1 and "not a classifier" in capsys.readouterr().err
+
+
+def test_bench_classify_reads_the_messages_first_then_classifies_on_the_same_split(tmp_path):
+    # --lm-steps: train_gpt2 continues the base model on the split's unlabeled messages,
+    # and the classifier starts from the checkpoint that wrote (a model with block_size 128,
+    # the benchmark's block size for those steps).
+    pytest.importorskip("sklearn")
+    bench_classify = import_module("benchmarks.bench_classify")
+    torch.manual_seed(0)
+    cfg = config_mod.GPTConfig(vocab_size=V, block_size=128, n_layer=1, n_head=2, n_embd=C)
+    base = tmp_path / "base.pt"
+    utils_mod.save_checkpoint(base, model=model_mod.GPT(cfg).state_dict(),
+                              config=cfg.to_dict(), step=0, extra={"tokenizer": {"type": "gpt2"}})
+    data = write_sms(tmp_path / "sms.txt", n_ham=400, n_spam=300)
+    out = tmp_path / "bench"
+    report = bench_classify.main(["--data-file", str(data), "--init-from", str(base),
+                                  "--lm-steps", "2", "--modes", "head", "--epochs", "1",
+                                  "--out-dir", str(out)])
+    lm = report["lm_adaptation"]
+    assert lm["steps"] == 2 and lm["checkpoint"] == str(out / "lm" / "best.pt")
+    assert json.loads((out / "lm" / "summary.json").read_text())["final_step"] == 2
+    summary = json.loads((out / "gpt_head" / "summary.json").read_text())
+    assert summary["init_from"] == lm["checkpoint"]  # the classifier started from it
+    # the language model read no validation or test message of the classifier's split
+    held_out = {t for name in ("validation", "test")
+                for _, t in sms_data.read_split_csv(out / "gpt_head" / f"{name}.csv")}
+    read = (out / "lm" / sms_lm_text.FILE_NAME).read_text(encoding="utf-8").splitlines()
+    assert lm["messages"] == len(read) == 700 - len(held_out) and not set(read) & held_out
+    assert set(report["contenders"]) == {"gpt (head)", "tfidf + logistic regression"}

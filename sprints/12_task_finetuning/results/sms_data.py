@@ -167,6 +167,19 @@ def balanced_split(rows: Sequence[tuple[str, str]], seed: int,
     return splits
 
 
+def unlabeled_texts(rows: Sequence[tuple[str, str]],
+                    splits: dict[str, list[tuple[str, str]]]) -> list[str]:
+    """Every message text of ``rows``, in file order, except the validation and test texts.
+
+    What a language model may read before the classifier is trained (no labels, and nothing
+    it will be scored on): the training messages and the messages the balanced split left
+    out. A copy of a held-out text elsewhere in the file (the SMS collection repeats some
+    messages) is dropped too, so no validation or test message is ever seen.
+    """
+    held_out = {text for name in ("validation", "test") for _, text in splits[name]}
+    return [text for _, text in rows if text not in held_out]
+
+
 def write_splits(splits: dict[str, list[tuple[str, str]]], directory: str | Path
                  ) -> dict[str, Path]:
     """``directory/{train,validation,test}.csv`` with a ``label,text`` header (csv quoting,
