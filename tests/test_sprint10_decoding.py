@@ -286,6 +286,12 @@ def test_bf16_prefill_multiplies_many_rows_in_float32_and_then_restores(monkeypa
     with pytest.raises(RuntimeError), bf16_prefill.float32_linears(layer):
         raise RuntimeError("an error inside the block")
     assert "forward" not in vars(layer)
+    # nested blocks (two threads generating with one model): the patch stays until the last
+    with bf16_prefill.float32_linears(layer):
+        with bf16_prefill.float32_linears(layer):
+            pass
+        assert "forward" in vars(layer)
+    assert "forward" not in vars(layer)
     # a float32 model, or a CPU with bfloat16 arithmetic: nothing is patched
     assert not bf16_prefill.needed(nn.Linear(4, 4))
     monkeypatch.setattr(bf16_prefill._devices, "cpu_has_fast_bf16", lambda: True)

@@ -20,6 +20,7 @@ Measured on a 2-core AMD EPYC (AVX-512 no, AVX-512 BF16 no, AMX no), 12 matrices
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -48,21 +49,41 @@ def _float32_linear(module: nn.Linear, x: Tensor) -> Tensor:
     return F.linear(x.float(), module.weight.float(), bias).to(x.dtype)
 
 
+# Threads generating with one model at once share its patch: the first block to open
+# installs it, the last to close removes it (a count per model, under a lock).
+_lock = threading.Lock()
+_open_blocks: dict[int, int] = {}  # id(model) -> blocks open on it
+
+
+def _set_patch(model: nn.Module, on: bool) -> None:
+    for module in model.modules():
+        if type(module) is nn.Linear and module.weight.dtype == torch.bfloat16:
+            if on:
+                module.forward = partial(_float32_linear, module)  # shadows Linear.forward
+            else:
+                vars(module).pop("forward", None)  # back to nn.Linear.forward
+
+
 @contextmanager
 def float32_linears(model: nn.Module) -> Iterator[None]:
     """Inside the block, the model's bfloat16 ``nn.Linear`` layers multiply in float32 (see
     the module doc) where ``needed(model)``; elsewhere, and after the block, nothing changes."""
-    patched = []
-    if needed(model):
-        for module in model.modules():
-            if type(module) is nn.Linear and module.weight.dtype == torch.bfloat16:
-                module.forward = partial(_float32_linear, module)  # shadows Linear.forward
-                patched.append(module)
+    if not needed(model):
+        yield
+        return
+    key = id(model)
+    with _lock:
+        _open_blocks[key] = _open_blocks.get(key, 0) + 1
+        if _open_blocks[key] == 1:
+            _set_patch(model, True)
     try:
         yield
     finally:
-        for module in patched:
-            del module.forward  # back to nn.Linear.forward
+        with _lock:
+            _open_blocks[key] -= 1
+            if _open_blocks[key] == 0:
+                del _open_blocks[key]
+                _set_patch(model, False)
 
 
 __all__ = ["MIN_ROWS", "float32_linears", "needed"]
