@@ -106,6 +106,12 @@ def generate(
             last[:, allowed_tokens:] = -float("inf")
         return sample_next_token(last, temperature, top_k, top_p, generator)
 
+    def prefill(tokens: Tensor) -> Tensor:
+        # Several tokens in one pass fill an empty cache (the prompt, or a refill); bfloat16
+        # models multiply them in float32 where the CPU has no bfloat16 arithmetic.
+        with bf16_prefill.float32_linears(model):
+            return cached_forward.forward_with_cache(model, tokens, cache, logits_to_keep=1)
+
     if max_new_tokens == 0:
         return
 
@@ -117,10 +123,7 @@ def generate(
         if fast_decode and decode_step.supports(model):
             step_fn = decode_step.DecodeStep(model, cache)
         # Prefill: the prompt (its last block_size tokens) in one pass fills the cache.
-        with bf16_prefill.float32_linears(model):
-            logits = cached_forward.forward_with_cache(
-                model, seq[:, max(0, n - block_size) : n], cache, logits_to_keep=1
-            )
+        logits = prefill(seq[:, max(0, n - block_size) : n])
 
     for step in range(max_new_tokens):
         if not use_kv_cache:
@@ -138,10 +141,7 @@ def generate(
             if cache.length >= block_size:
                 # Window full: re-prefill from the tail of the sequence (see module doc).
                 cache.reset()
-                with bf16_prefill.float32_linears(model):
-                    logits = cached_forward.forward_with_cache(
-                        model, seq[:, n - refill : n], cache, logits_to_keep=1
-                    )
+                logits = prefill(seq[:, n - refill : n])
             else:
                 # Decode step: only the newest token goes through the model, (B, 1).
                 if step_fn is not None:
