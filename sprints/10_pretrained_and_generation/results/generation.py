@@ -23,7 +23,9 @@ Context window. A GPT with learned absolute positions cannot see more than
 
 The uncached path calls sprint 8's ``model(idx, logits_to_keep=1)``; the cached one calls
 cached_forward.py's ``forward_with_cache(model, new_tokens, cache, logits_to_keep=1)`` (the
-same modules, only the new tokens), or decode_step.py's ``DecodeStep`` for one-token steps.
+same modules, only the new tokens) for the prompt; one-token steps run numba_step.py's
+compiled ``NumbaStep`` on a CPU (after huge_pages.py has moved the weights and the cache to
+2 MB pages), or decode_step.py's ``DecodeStep`` where that does not apply.
 A bfloat16 model's prefill on a CPU without bfloat16 arithmetic multiplies in float32
 (bf16_prefill.py: several times faster there).
 """
@@ -35,7 +37,7 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import Tensor, nn
 
-from . import bf16_prefill, cached_forward, decode_step
+from . import bf16_prefill, cached_forward, decode_step, huge_pages, numba_step
 from .kv_cache import KVCache
 from .sampling import sample_next_token
 
@@ -77,9 +79,11 @@ def generate(
     ``cache`` lets a caller reuse one KVCache across calls (it is reset here).
     ``allowed_tokens``: only ids below it are chosen (the tokenizer's vocabulary size, for a
     model whose embedding rows were padded beyond it: those rows are no token).
-    ``fast_decode``: cached one-token steps run decode_step.py's flat ``DecodeStep`` (the
-    same logits as ``forward_with_cache``, fewer operations); False runs
-    ``forward_with_cache`` for them too.
+    ``fast_decode``: cached one-token steps run numba_step.py's ``NumbaStep`` (CPU) or
+    decode_step.py's ``DecodeStep`` (the same logits as ``forward_with_cache`` up to float
+    rounding, far fewer operations); False runs ``forward_with_cache`` for them too. On a
+    CPU the first NumbaStep also moves the model's large tensors to huge-page memory
+    (huge_pages.py: same Parameter objects and values, new memory).
     Call ``model.eval()`` first: dropout would make the outputs random.
     """
     _check_inputs(model, idx, max_new_tokens)
@@ -120,7 +124,12 @@ def generate(
             cache = KVCache.for_model(model, B)
         cache.reset()
         step_fn = None
-        if fast_decode and decode_step.supports(model):
+        if fast_decode and numba_step.supports(model, cache):
+            huge_pages.use_huge_pages(model)  # once per model: its weights on 2 MB pages
+            if not huge_pages.on_huge_pages(cache.k):  # and the cache that each step reads
+                cache.k, cache.v = huge_pages.empty_like(cache.k), huge_pages.empty_like(cache.v)
+            step_fn = numba_step.NumbaStep(model, cache)
+        elif fast_decode and decode_step.supports(model):
             step_fn = decode_step.DecodeStep(model, cache)
         # Prefill: the prompt (its last block_size tokens) in one pass fills the cache.
         logits = prefill(seq[:, max(0, n - block_size) : n])

@@ -1,0 +1,340 @@
+"""One decoding step of a sprint 8 GPT as one compiled CPU function (numba), for batch decoding.
+
+decode_step.py's ``DecodeStep`` already runs a step in ~12 PyTorch calls per layer; each
+call still pays Python and library entry costs, and on a CPU each matrix product is handed
+to a library (MKL, oneDNN, fbgemm) that starts and joins its worker threads again. A step
+is only memory traffic (every weight read once, notes/05_decoding_speed.md), so what
+matters is how close each product comes to the memory bandwidth, and how little happens
+between products.
+
+``NumbaStep`` writes the whole step as one function that numba (a compiler for numerical
+Python, shipped as a wheel: no C compiler needed) turns into machine code on first use and
+caches on disk. One Python call per token runs all 12 layers:
+
+    x = wte[idx] + wpe[pos]                              (B, C) float32 working rows
+    per layer:  qkv = ln_1(x) @ W_attn.T + b             (B, 3C), rows split over the cores
+                k, v -> cache[layer, b, head, pos]       (rounded to bf16 for a bf16 cache)
+                y = softmax(q K^T / sqrt(hs)) V          one (row, head) pair per core task
+                x += y @ W_proj.T + b                    the residual add fused in
+                x += gelu(ln_2(x) @ W_fc.T + b) @ W_fc_proj.T + b      GELU fused in
+    logits = ln_f(x) @ W_lm.T                            (B, V) float32
+
+Weights are read where the model keeps them (numpy views of its tensors, no copies) and
+widened to float32 as they are loaded: float32 as is, bfloat16 by putting its 16 bits on
+top of a float32 (exactly what bf16 means), int8 (quantize.py) as an integer times its
+row's scale after the dot product. All arithmetic is float32, as llama.cpp's is for f16
+and q8_0 weights: a bf16 model's logits are therefore slightly *more* precise here than in
+its bf16 PyTorch forward, and an int8 model's match ``Int8Linear``'s weight-only math.
+
+Used by generation.py's cached decoding when ``supports(model, cache)`` (numba installed,
+a CPU model with plain or int8 linear layers, no LoRA); GEN_STEP=torch turns it off.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from importlib import import_module
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .kv_cache import KVCache
+
+_decode_step = import_module("sprints.10_pretrained_and_generation.results.decode_step")
+_quantize = import_module("sprints.10_pretrained_and_generation.results.quantize")
+
+try:  # numba comes with the default install (umap-learn needs it too); guard anyway
+    import numba
+    from numba import njit, prange, types
+    from numba.extending import overload
+except ImportError:  # pragma: no cover - exercised only where numba is missing
+    numba = None
+
+ROWS_PER_TASK = 16  # output rows per parallel task: 16 x 768 float32 = 48 KB of weights
+_GELU_C = math.sqrt(2.0 / math.pi)
+# epilogues of a product: what happens to each output value before it is stored
+_STORE, _ADD, _GELU_TANH, _GELU_ERF = 0, 1, 2, 3
+
+
+def _env_choice() -> str:
+    choice = os.environ.get("GEN_STEP", "numba")
+    if choice not in ("numba", "torch"):
+        raise ValueError(f"GEN_STEP must be numba or torch, got {choice!r}; unset it to use "
+                         "the compiled step where it applies")
+    return choice
+
+
+if numba is not None:
+
+    def _widen(v):  # only called inside compiled code (see the overload below)
+        raise NotImplementedError
+
+    @overload(_widen, inline="always")
+    def _widen_impl(v):
+        """A stored weight as float32: bf16 bits (kept as uint16) are the top half of a
+        float32; int8 becomes its integer value (its scale is applied after the sum)."""
+        if v == types.uint16:
+            return lambda v: np.uint32(np.uint32(v) << np.uint32(16)).view(np.float32)
+        if isinstance(v, types.Integer):
+            return lambda v: np.float32(v)
+        return lambda v: v
+
+    def _narrow(v, dst):  # compiled code only
+        raise NotImplementedError
+
+    @overload(_narrow, inline="always")
+    def _narrow_impl(v, dst):
+        """A float32 as the dtype of array ``dst``: for bf16, round to nearest even (what
+        ``tensor.to(torch.bfloat16)`` does; NaN is not special-cased)."""
+        if dst.dtype == types.uint16:
+            def to_bf16(v, dst):
+                bits = np.uint32(np.float32(v).view(np.uint32))
+                odd = (bits >> np.uint32(16)) & np.uint32(1)  # ties go to the even half
+                bits = np.uint32(bits + np.uint32(0x7FFF) + odd)
+                return np.uint16(bits >> np.uint32(16))
+            return to_bf16
+        return lambda v, dst: np.float32(v)
+
+    @njit(fastmath=True, cache=True)
+    def _epilogue(v, old, mode):
+        if mode == _ADD:
+            return old + v
+        if mode == _GELU_TANH:
+            return np.float32(0.5) * v * (np.float32(1.0) + math.tanh(
+                np.float32(_GELU_C) * (v + np.float32(0.044715) * v * v * v)))
+        if mode == _GELU_ERF:
+            return np.float32(0.5) * v * (np.float32(1.0) + math.erf(
+                v * np.float32(0.7071067811865476)))
+        return v
+
+    @njit(parallel=True, fastmath=True, cache=True)
+    def _linear(x, w, scale, bias, out, mode):
+        """out[b, j] <- epilogue(scale[j] * (x[b] . w[j]) + bias[j]) for x (B, k), w (n, k):
+        blocks of output rows go to the cores, each weight row is read once for all B rows."""
+        B, k = x.shape
+        n = w.shape[0]
+        for blk in prange((n + ROWS_PER_TASK - 1) // ROWS_PER_TASK):
+            for j in range(blk * ROWS_PER_TASK, min(n, (blk + 1) * ROWS_PER_TASK)):
+                for b in range(B):
+                    acc = np.float32(0.0)
+                    for i in range(k):
+                        acc += _widen(w[j, i]) * x[b, i]
+                    out[b, j] = _epilogue(acc * scale[j] + bias[j], out[b, j], mode)
+
+    @njit(fastmath=True, cache=True)
+    def _layer_norm(x, weight, bias, eps, out):
+        B, C = x.shape
+        for b in range(B):
+            mean = np.float32(0.0)
+            for i in range(C):
+                mean += x[b, i]
+            mean /= C
+            var = np.float32(0.0)
+            for i in range(C):
+                d = x[b, i] - mean
+                var += d * d
+            inv = np.float32(1.0) / np.sqrt(var / C + eps)
+            for i in range(C):
+                out[b, i] = (x[b, i] - mean) * inv * weight[i] + bias[i]
+
+    @njit(parallel=True, fastmath=True, cache=True)
+    def _attend(qkv, k_cache, v_cache, layer, pos, n_head, scores, y):
+        """Write this position's keys/values into the cache, then one query per (row, head)
+        against every cached position 0..pos. qkv (B, 3C); caches (L, B, nh, T, hs)."""
+        B = qkv.shape[0]
+        hs = k_cache.shape[4]
+        C = n_head * hs
+        inv_sqrt = np.float32(1.0 / math.sqrt(hs))
+        for bh in prange(B * n_head):
+            b, h = bh // n_head, bh % n_head
+            K, V = k_cache[layer, b, h], v_cache[layer, b, h]  # (T, hs) views
+            for d in range(hs):
+                K[pos, d] = _narrow(qkv[b, C + h * hs + d], K)
+                V[pos, d] = _narrow(qkv[b, 2 * C + h * hs + d], V)
+            q = qkv[b, h * hs:(h + 1) * hs]
+            s = scores[bh]  # (T,) this task's row of scratch
+            best = np.float32(-np.inf)
+            for t in range(pos + 1):  # s[t] = q . K[t] / sqrt(hs)
+                k_t = K[t]
+                acc = np.float32(0.0)
+                for d in range(hs):
+                    acc += q[d] * _widen(k_t[d])
+                s[t] = acc * inv_sqrt
+                best = max(best, s[t])
+            total = np.float32(0.0)
+            for t in range(pos + 1):  # softmax, shifted by the largest score
+                s[t] = np.exp(s[t] - best)
+                total += s[t]
+            # y = sum_t s[t] V[t] / total, summed in a fresh array: the compiler then knows
+            # it overlaps no input and vectorizes the loop over d
+            out = np.zeros(hs, np.float32)
+            for t in range(pos + 1):
+                p, v_t = s[t], V[t]
+                for d in range(hs):
+                    out[d] += p * _widen(v_t[d])
+            for d in range(hs):
+                y[b, h * hs + d] = out[d] / total
+
+    @njit(fastmath=True, cache=True)
+    def _step(idx, pos, wte, wte_scale, wpe, small, attn_w, proj_w, fc_w, fc_proj_w,
+              ln_f, head_w, head_scale, head_bias, k_cache, v_cache, eps, n_head, gelu,
+              x, h, qkv, y, f, scores, logits):
+        """All layers of one step; ``small`` holds each layer's float32 vectors (see
+        NumbaStep._small_vectors), the *_w lists its matrices as the model stores them."""
+        B, C = x.shape
+        for b in range(B):
+            for i in range(C):
+                x[b, i] = _widen(wte[idx[b], i]) * wte_scale[idx[b]] + wpe[pos, i]
+        for layer in range(len(attn_w)):
+            v = small[layer]
+            _layer_norm(x, v[0, :C], v[1, :C], eps, h)
+            _linear(h, attn_w[layer], v[2, :3 * C], v[3, :3 * C], qkv, _STORE)
+            _attend(qkv, k_cache, v_cache, layer, pos, n_head, scores, y)
+            _linear(y, proj_w[layer], v[4, :C], v[5, :C], x, _ADD)
+            _layer_norm(x, v[6, :C], v[7, :C], eps, h)
+            _linear(h, fc_w[layer], v[8], v[9], f, gelu)
+            _linear(f, fc_proj_w[layer], v[10, :C], v[11, :C], x, _ADD)
+        _layer_norm(x, ln_f[0], ln_f[1], eps, h)
+        _linear(h, head_w, head_scale, head_bias, logits, _STORE)
+
+
+def _as_numpy(t: Tensor) -> np.ndarray:
+    """A numpy view of a CPU tensor's memory (no copy); bf16 as its raw uint16 bits."""
+    t = t.detach()
+    if not t.is_contiguous():
+        raise ValueError("the compiled step needs contiguous weights")
+    if t.dtype == torch.bfloat16:
+        return t.view(torch.int16).numpy().view(np.uint16)
+    return t.numpy()
+
+
+def _matrix(module: nn.Module) -> tuple[Tensor, Tensor | None, Tensor | None] | None:
+    """(weight as stored, per-row scales or None, bias or None) of a linear layer this step
+    can read, or None (LoRA and other wrappers fall back to DecodeStep)."""
+    if type(module) is nn.Linear:
+        return module.weight, None, module.bias
+    if isinstance(module, _quantize.Int8Linear):
+        return module.q, module.scales, module.bias
+    return None
+
+
+_WEIGHT_DTYPES = (torch.float32, torch.bfloat16, torch.int8)
+
+
+def supports(model: nn.Module, cache: KVCache) -> bool:
+    """True where NumbaStep runs this model: numba importable, GEN_STEP not torch, a CPU
+    sprint 8 GPT (DecodeStep's ``supports``) whose linear layers are all plain or all int8,
+    and a float32 or bf16 cache."""
+    if numba is None or _env_choice() != "numba" or not _decode_step.supports(model):
+        return False
+    if cache.device.type != "cpu" or cache.dtype not in (torch.float32, torch.bfloat16):
+        return False
+    wte = model.transformer.wte
+    if not isinstance(wte, nn.Embedding | _quantize.Int8Embedding):
+        return False
+    layers = [m for b in model.transformer.h
+              for m in (b.attn.c_attn, b.attn.c_proj, b.mlp.c_fc, b.mlp.c_proj)]
+    found = [_matrix(m) for m in [*layers, model.lm_head]]
+    if any(f is None for f in found):
+        return False
+    dtypes = {f[0].dtype for f in found[:-1]}
+    return (len(dtypes) == 1 and dtypes <= set(_WEIGHT_DTYPES)
+            and found[-1][0].device.type == "cpu"
+            and all(f[0].is_contiguous() for f in found))
+
+
+def _float_vector(t: Tensor | None, n: int, fill: float) -> Tensor:
+    return torch.full((n,), fill) if t is None else t.detach().float().reshape(n)
+
+
+class NumbaStep:
+    """``step(idx)``: idx (B, 1) new tokens -> float32 logits (B, V); writes their keys and
+    values into ``cache`` at ``cache.length`` and advances it, like ``DecodeStep``."""
+
+    def __init__(self, model: nn.Module, cache: KVCache) -> None:
+        if not supports(model, cache):
+            raise ValueError("NumbaStep needs numba and a CPU sprint 8 GPT with fused layers "
+                             "whose linear layers are all nn.Linear or all Int8Linear")
+        cfg = model.config
+        tr = model.transformer
+        B, C = cache.batch_size, cfg.n_embd
+        self.cache, self.n_head = cache, cfg.n_head
+        self.eps = np.float32(cfg.layer_norm_epsilon)
+        self.gelu = (_GELU_TANH if getattr(cfg, "activation", "gelu_tanh") == "gelu_tanh"
+                     else _GELU_ERF)
+        # the model's own memory, seen as numpy arrays; only small vectors are copied
+        if isinstance(tr.wte, _quantize.Int8Embedding):
+            self.wte, wte_scale = _as_numpy(tr.wte.q), tr.wte.scales
+        else:
+            self.wte, wte_scale = _as_numpy(tr.wte.weight), None
+        self.wte_scale = _float_vector(wte_scale, self.wte.shape[0], 1.0).numpy()
+        with torch.no_grad():  # the position table as the model computes it
+            self.wpe = tr.wpe(torch.arange(cfg.block_size)).float().contiguous().numpy()
+        mats = {name: numba.typed.List() for name in ("attn", "proj", "fc", "fc_proj")}
+        self.small = numba.typed.List()
+        for blk in tr.h:
+            parts = [(blk.ln_1.weight, None, blk.ln_1.bias), _matrix(blk.attn.c_attn),
+                     _matrix(blk.attn.c_proj), (blk.ln_2.weight, None, blk.ln_2.bias),
+                     _matrix(blk.mlp.c_fc), _matrix(blk.mlp.c_proj)]
+            for name, (w, _, _) in zip(mats, [parts[1], parts[2], parts[4], parts[5]], strict=True):
+                mats[name].append(_as_numpy(w))
+            self.small.append(self._small_vectors(parts, 4 * C))
+        self.mats = mats
+        head_w, head_scale, head_bias = _matrix(model.lm_head)
+        self.head_w = _as_numpy(head_w)
+        V = self.head_w.shape[0]
+        self.head_scale = _float_vector(head_scale, V, 1.0).numpy()
+        self.head_bias = _float_vector(head_bias, V, 0.0).numpy()
+        self.ln_f = torch.stack([tr.ln_f.weight.detach().float(),
+                                 _float_vector(tr.ln_f.bias, C, 0.0)]).numpy()
+        self.k_cache, self.v_cache = _as_numpy(cache.k), _as_numpy(cache.v)
+        # working rows, allocated once
+        self.x, self.h, self.y = (np.empty((B, C), np.float32) for _ in range(3))
+        self.qkv = np.empty((B, 3 * C), np.float32)
+        self.f = np.empty((B, self.mats["fc"][0].shape[0]), np.float32)
+        self.scores = np.empty((B * cfg.n_head, cache.max_len), np.float32)
+        self.vocab = V
+
+    @staticmethod
+    def _small_vectors(parts, width: int) -> np.ndarray:
+        """One layer's LayerNorm weights, scales and biases as rows of a (12, width) float32
+        array: [ln_1 w, b, attn scale, bias, proj scale, bias, ln_2 w, b, fc scale, bias,
+        fc_proj scale, bias], each padded with zeros to ``width``."""
+        rows = []
+        for i, (w, scale, bias) in enumerate(parts):
+            if i in (0, 3):  # a LayerNorm: weight and bias
+                rows += [w.detach().float(), _float_vector(bias, w.shape[0], 0.0)]
+            else:
+                n = w.shape[0]
+                rows += [_float_vector(scale, n, 1.0), _float_vector(bias, n, 0.0)]
+        out = torch.zeros(len(rows), width)
+        for i, r in enumerate(rows):
+            out[i, : r.numel()] = r
+        return out.numpy()
+
+    def __call__(self, idx: Tensor) -> Tensor:
+        cache, pos = self.cache, self.cache.length
+        if pos >= cache.max_len:
+            raise ValueError(f"the cache is full ({cache.max_len} positions); reset it and "
+                             "prefill with cached_forward.forward_with_cache(...) first")
+        B = idx.size(0)
+        if B != cache.batch_size:
+            raise ValueError(f"idx has {B} rows but the cache was made for {cache.batch_size}")
+        ids = idx.reshape(B).to(torch.int64).numpy()
+        if ids.min() < 0 or ids.max() >= self.wte.shape[0]:
+            raise ValueError(f"token ids must be in 0..{self.wte.shape[0] - 1}")
+        logits = torch.empty(B, self.vocab)
+        # as many cores as PyTorch was given (torch.set_num_threads); numba's own pool
+        numba.set_num_threads(min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+        m = self.mats
+        _step(ids, pos, self.wte, self.wte_scale, self.wpe, self.small, m["attn"], m["proj"],
+              m["fc"], m["fc_proj"], self.ln_f, self.head_w, self.head_scale, self.head_bias,
+              self.k_cache, self.v_cache, self.eps, self.n_head, self.gelu,
+              self.x, self.h, self.qkv, self.y, self.f, self.scores, logits.numpy())
+        cache.advance(1)
+        return logits
+
+
+__all__ = ["NumbaStep", "supports"]
