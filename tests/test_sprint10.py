@@ -307,7 +307,9 @@ def test_bf16_cache_follows_the_model_dtype():
 def forward_calls(monkeypatch):
     """Every forward pass while the test runs, as (tokens fed, cached?): sprint 8's
     GPT.forward (uncached), cached_forward.py's forward_with_cache (cached, any number of
-    tokens) and decode_step.py's DecodeStep (one cached token per row)."""
+    tokens), decode_step.py's DecodeStep and numba_step.py's NumbaStep (one cached token
+    per row)."""
+    numba_step = import_module("sprints.10_pretrained_and_generation.results.numba_step")
     calls = []
     real_forward = model_mod.GPT.forward
     real_cached = cached_forward.forward_with_cache
@@ -328,6 +330,13 @@ def forward_calls(monkeypatch):
     monkeypatch.setattr(model_mod.GPT, "forward", counting_forward)
     monkeypatch.setattr(cached_forward, "forward_with_cache", counting_cached)
     monkeypatch.setattr(decode_step.DecodeStep, "__call__", counting_step)
+    real_numba_step = numba_step.NumbaStep.__call__
+
+    def counting_numba_step(self, idx):
+        calls.append((idx.size(1), True))
+        return real_numba_step(self, idx)
+
+    monkeypatch.setattr(numba_step.NumbaStep, "__call__", counting_numba_step)
     return calls
 
 

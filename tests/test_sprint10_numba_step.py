@@ -183,10 +183,13 @@ def test_use_huge_pages_keeps_values_ties_and_parameters():
     for name, value in model.state_dict().items():
         assert torch.equal(value, before[name]), name
     assert huge_pages.use_huge_pages(model) == 0  # already there
-    # the kernel's account: the block that holds the weights uses 2 MB pages (numpy asks
-    # for the 2 MB-aligned interior, a mapping of its own: look in the middle)
-    wte = model.transformer.wte.weight
-    assert anon_huge_kb(wte.data_ptr() + wte.numel() * wte.element_size() // 2) > 0
+    # the kernel's account: a block as large as a KV cache, once written, uses 2 MB pages
+    # (numpy asks for its 2 MB-aligned interior, a mapping of its own: look in the middle;
+    # 64 MB is above glibc's largest threshold for serving a request from the heap)
+    cache_like = huge_pages.empty_like(torch.empty(16 << 20))
+    cache_like.fill_(1.0)
+    assert huge_pages.on_huge_pages(cache_like)
+    assert anon_huge_kb(cache_like.data_ptr() + (32 << 20)) > 0
     # an int8 model's tied matrix stays one buffer
     qmodel = quantize.quantize_int8(small_gpt(seed=6, vocab_size=8192, n_embd=64))
     huge_pages.use_huge_pages(qmodel)
