@@ -21,6 +21,7 @@ Measured on GPT-2 small float32 decoding with numba_step.py: see the sprint 10 R
 
 from __future__ import annotations
 
+import functools
 import platform
 import threading
 import weakref
@@ -38,6 +39,7 @@ _BLOCKS: weakref.WeakValueDictionary[int, np.ndarray] = weakref.WeakValueDiction
 _LOCK = threading.Lock()
 
 
+@functools.cache  # a fact of the running system: read its file once
 def helps() -> bool:
     """True where copying helps: Linux with transparent huge pages on request only, and a
     numpy that requests them."""
@@ -72,10 +74,16 @@ def empty_like(t: torch.Tensor) -> torch.Tensor:
     keys or values), or ``torch.empty_like(t)`` where huge pages do not help."""
     if not helps() or t.device.type != "cpu":
         return torch.empty_like(t)
-    block = np.empty(t.numel() * t.element_size(), dtype=np.uint8)
-    out = torch.from_numpy(block).view(t.dtype).view(t.shape)
-    _BLOCKS[out.untyped_storage().data_ptr()] = block
-    return out
+    return _new_block(t.numel() * t.element_size()).view(t.dtype).view(t.shape)
+
+
+def _new_block(nbytes: int) -> torch.Tensor:
+    """``nbytes`` uninitialized bytes (uint8) allocated by numpy, which asks for huge pages;
+    registered so that ``on_huge_pages`` recognizes every tensor carved from them."""
+    block = np.empty(nbytes, dtype=np.uint8)
+    base = torch.from_numpy(block)  # its storage keeps ``block`` alive
+    _BLOCKS[base.untyped_storage().data_ptr()] = block
+    return base
 
 
 @torch.no_grad()
@@ -95,22 +103,23 @@ def use_huge_pages(model: nn.Module) -> int:
                 total += -(-t.numel() * t.element_size() // _ALIGN) * _ALIGN
         if total == 0:
             return 0
-        block = np.empty(total, dtype=np.uint8)
-        base = torch.from_numpy(block)  # its storage keeps ``block`` alive
-        _BLOCKS[base.untyped_storage().data_ptr()] = block
+        base = _new_block(total)
         new = {}
         for key, offset in offsets.items():
             _, dtype, shape = key
             nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
             new[key] = base[offset: offset + nbytes].view(dtype).view(shape)
+        copied = set()
         for module, kind, name, t in found:
+            if on_huge_pages(t):  # a tied Parameter met again: moved the first time
+                continue
             key = (t.data_ptr(), t.dtype, tuple(t.shape))
-            if kind == "_parameters":
-                if not on_huge_pages(t):  # a tied Parameter is met twice: move it once
-                    new[key].copy_(t)
-                    t.data = new[key]  # the same Parameter object, new memory
-            else:
+            if key not in copied:  # a buffer shared by two modules is copied once
                 new[key].copy_(t)
+                copied.add(key)
+            if kind == "_parameters":
+                t.data = new[key]  # the same Parameter object, new memory
+            else:
                 module._buffers[name] = new[key]
         return total
 

@@ -34,16 +34,14 @@ from __future__ import annotations
 
 import math
 import os
-from importlib import import_module
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from . import decode_step as _decode_step
+from . import quantize as _quantize
 from .kv_cache import KVCache
-
-_decode_step = import_module("sprints.10_pretrained_and_generation.results.decode_step")
-_quantize = import_module("sprints.10_pretrained_and_generation.results.quantize")
 
 try:  # numba comes with the default install (umap-learn needs it too); guard anyway
     import numba
