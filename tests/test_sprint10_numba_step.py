@@ -36,24 +36,23 @@ def small_gpt(seed=0, std=0.2, **overrides) -> torch.nn.Module:
 
 
 def compare_steps(model, reference, batch_size: int, atol: float, cache_atol: float):
-    """NumbaStep on ``model`` vs forward_with_cache on ``reference``, 7 steps after a
-    5-token prompt; returns the largest logit difference."""
+    """NumbaStep on ``model`` vs forward_with_cache on ``reference`` over 12 tokens fed in
+    chunks: a 5-token prompt, single steps, and a 3-token block in between (several new
+    tokens attend causally to each other); returns the largest logit difference."""
     idx = torch.randint(0, 64, (batch_size, 12), generator=torch.Generator().manual_seed(1))
     worst = 0.0
     with torch.no_grad():
         ours_cache = kv_cache_mod.KVCache.for_model(model, batch_size)
         ref_cache = kv_cache_mod.KVCache.for_model(reference, batch_size)
-        cached_forward.forward_with_cache(model, idx[:, :5], ours_cache)
-        cached_forward.forward_with_cache(reference, idx[:, :5], ref_cache)
         step = numba_step.NumbaStep(model, ours_cache)
-        for t in range(5, 12):
-            ref = cached_forward.forward_with_cache(reference, idx[:, t:t + 1], ref_cache,
+        for start, end in ((0, 5), (5, 6), (6, 9), (9, 10), (10, 11), (11, 12)):
+            ref = cached_forward.forward_with_cache(reference, idx[:, start:end], ref_cache,
                                                     logits_to_keep=1)[:, 0].float()
-            ours = step(idx[:, t:t + 1])
+            ours = step(idx[:, start:end])
             assert ours.shape == (batch_size, 64) and ours.dtype == torch.float32
             worst = max(worst, (ours - ref).abs().max().item())
-            assert torch.allclose(ours, ref, atol=atol, rtol=0), (t, worst)
-        assert ours_cache.length == ref_cache.length == 12
+            assert torch.allclose(ours, ref, atol=atol, rtol=0), (start, worst)
+            assert ours_cache.length == ref_cache.length == end
         for ours_kv, ref_kv in ((ours_cache.k, ref_cache.k), (ours_cache.v, ref_cache.v)):
             diff = (ours_kv[:, :, :, :12].float() - ref_kv[:, :, :, :12].float()).abs().max()
             assert diff <= cache_atol, diff
@@ -123,7 +122,17 @@ def test_generate_uses_numba_step_and_falls_back_where_it_does_not_apply(monkeyp
                         lambda self, idx: calls.append(idx.shape) or original(self, idx))
     fast = generation.generate_all(model, prompt, 20, greedy=True)
     slow = generation.generate_all(model, prompt, 20, greedy=True, fast_decode=False)
-    assert torch.equal(fast, slow) and len(calls) == 19  # the first token comes from the prompt
+    # the prompt (8 rows, within max_prefill_rows) is prefilled by NumbaStep too; the
+    # first new token comes from the prompt's logits, 19 steps give the rest
+    assert torch.equal(fast, slow) and calls == [(2, 4)] + [(2, 1)] * 19
+    calls.clear()  # a prompt of more rows than max_prefill_rows goes through PyTorch
+    long_prompt = torch.randint(0, 64, (2, 20), generator=torch.Generator().manual_seed(5))
+    with monkeypatch.context() as patch:
+        patch.setattr(numba_step, "MAX_PREFILL_ROWS", 39)
+        long_fast = generation.generate_all(model, long_prompt, 3, greedy=True)
+    assert calls == [(2, 1)] * 2
+    assert torch.equal(long_fast, generation.generate_all(model, long_prompt, 3, greedy=True,
+                                                          fast_decode=False))
     sampled = [generation.generate_all(model, prompt, 20, temperature=0.9, top_k=20,
                                        generator=torch.Generator().manual_seed(7),
                                        fast_decode=fast) for fast in (True, False)]
@@ -147,9 +156,9 @@ def test_numba_step_refuses_a_full_cache_and_bad_ids():
     step = numba_step.NumbaStep(model, cache)
     with pytest.raises(ValueError, match="token ids must be in 0..63"):
         step(torch.tensor([[64]]))
-    cache.length = cache.max_len
-    with pytest.raises(ValueError, match="the cache is full"):
-        step(torch.tensor([[1]]))
+    cache.length = cache.max_len - 1
+    with pytest.raises(ValueError, match="2 new tokens do not fit: the cache holds 31 of 32"):
+        step(torch.tensor([[1, 2]]))
 
 
 # ----- huge_pages: the same tensors in memory with 2 MB pages --------------------------------

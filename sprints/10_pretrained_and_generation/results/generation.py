@@ -111,8 +111,11 @@ def generate(
         return sample_next_token(last, temperature, top_k, top_p, generator)
 
     def prefill(tokens: Tensor) -> Tensor:
-        # Several tokens in one pass fill an empty cache (the prompt, or a refill); bfloat16
-        # models multiply them in float32 where the CPU has no bfloat16 arithmetic.
+        # Several tokens in one pass fill an empty cache (the prompt, or a refill). A short
+        # prompt goes through the compiled step (cheaper for a few rows, numba_step.py);
+        # bfloat16 models multiply in float32 where the CPU has no bfloat16 arithmetic.
+        if isinstance(step_fn, numba_step.NumbaStep) and tokens.numel() <= step_fn.max_prefill_rows:
+            return step_fn(tokens).unsqueeze(1)  # (B, V) -> (B, 1, V)
         with bf16_prefill.float32_linears(model):
             return cached_forward.forward_with_cache(model, tokens, cache, logits_to_keep=1)
 

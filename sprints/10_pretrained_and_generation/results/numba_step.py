@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from . import bf16_prefill as _bf16_prefill
 from . import decode_step as _decode_step
 from . import quantize as _quantize
 from .kv_cache import KVCache
@@ -51,6 +52,15 @@ except ImportError:  # pragma: no cover - exercised only where numba is missing
     numba = None
 
 ROWS_PER_TASK = 16  # output rows per parallel task: 16 x 768 float32 = 48 KB of weights
+# A prompt of up to this many rows (batch x tokens) is cheaper through the compiled step,
+# which reads each weight once for all rows, than through PyTorch's matrix products, which
+# win on many rows. Measured on a 2-core AMD EPYC (AVX-512 yes, AVX-512 BF16 yes, AMX no),
+# GPT-2 small, rows 1/4/16/32/64: float32 11.9/21.2/46.6/73.7/135.5 ms against PyTorch's
+# 45.9/58.5/71.6/101.9/117.9 ms, int8 about the same; bf16 with bf16 hardware wins only up
+# to 4 rows (14.8 against 18.5 ms; 25.9 against 18.1 at 8). Without that hardware a bf16
+# prefill multiplies in float32 (bf16_prefill.py) and the float32 limit applies.
+MAX_PREFILL_ROWS = 32
+MAX_PREFILL_ROWS_BF16_HARDWARE = 4
 _GELU_C = math.sqrt(2.0 / math.pi)
 # epilogues of a product: what happens to each output value before it is stored
 _STORE, _ADD, _GELU_TANH, _GELU_ERF = 0, 1, 2, 3
@@ -138,64 +148,74 @@ if numba is not None:
                 out[b, i] = (x[b, i] - mean) * inv * weight[i] + bias[i]
 
     @njit(parallel=True, fastmath=True, cache=True)
-    def _attend(qkv, k_cache, v_cache, layer, pos, n_head, scores, y):
-        """Write this position's keys/values into the cache, then one query per (row, head)
-        against every cached position 0..pos. qkv (B, 3C); caches (L, B, nh, T, hs)."""
-        B = qkv.shape[0]
+    def _attend(qkv, k_cache, v_cache, layer, pos, T, n_head, scores, y):
+        """Write the T new positions' keys/values into the cache, then each new query
+        against every cached position up to its own (causal). qkv (B*T, 3C), row b*T + t
+        is position pos + t of sequence b; caches (L, B, nh, max_len, hs). One task per
+        (sequence, head): it owns that head's cache rows, so writes and reads never race."""
+        B = qkv.shape[0] // T
         hs = k_cache.shape[4]
         C = n_head * hs
         inv_sqrt = np.float32(1.0 / math.sqrt(hs))
         for bh in prange(B * n_head):
             b, h = bh // n_head, bh % n_head
-            K, V = k_cache[layer, b, h], v_cache[layer, b, h]  # (T, hs) views
-            for d in range(hs):
-                K[pos, d] = _narrow(qkv[b, C + h * hs + d], K)
-                V[pos, d] = _narrow(qkv[b, 2 * C + h * hs + d], V)
-            q = qkv[b, h * hs:(h + 1) * hs]
-            s = scores[bh]  # (T,) this task's row of scratch
-            best = np.float32(-np.inf)
-            for t in range(pos + 1):  # s[t] = q . K[t] / sqrt(hs)
-                k_t = K[t]
-                acc = np.float32(0.0)
+            K, V = k_cache[layer, b, h], v_cache[layer, b, h]  # (max_len, hs) views
+            for t in range(T):
                 for d in range(hs):
-                    acc += q[d] * _widen(k_t[d])
-                s[t] = acc * inv_sqrt
-                best = max(best, s[t])
-            total = np.float32(0.0)
-            for t in range(pos + 1):  # softmax, shifted by the largest score
-                s[t] = np.exp(s[t] - best)
-                total += s[t]
-            # y = sum_t s[t] V[t] / total, summed in a fresh array: the compiler then knows
-            # it overlaps no input and vectorizes the loop over d
-            out = np.zeros(hs, np.float32)
-            for t in range(pos + 1):
-                p, v_t = s[t], V[t]
+                    K[pos + t, d] = _narrow(qkv[b * T + t, C + h * hs + d], K)
+                    V[pos + t, d] = _narrow(qkv[b * T + t, 2 * C + h * hs + d], V)
+            s = scores[bh]  # (max_len,) this task's row of scratch
+            for t in range(T):
+                r, last = b * T + t, pos + t  # the query's row and position
+                q = qkv[r, h * hs:(h + 1) * hs]
+                best = np.float32(-np.inf)
+                for u in range(last + 1):  # s[u] = q . K[u] / sqrt(hs)
+                    k_u = K[u]
+                    acc = np.float32(0.0)
+                    for d in range(hs):
+                        acc += q[d] * _widen(k_u[d])
+                    s[u] = acc * inv_sqrt
+                    best = max(best, s[u])
+                total = np.float32(0.0)
+                for u in range(last + 1):  # softmax, shifted by the largest score
+                    s[u] = np.exp(s[u] - best)
+                    total += s[u]
+                # y = sum_u s[u] V[u] / total, summed in a fresh array: the compiler then
+                # knows it overlaps no input and vectorizes the loop over d
+                out = np.zeros(hs, np.float32)
+                for u in range(last + 1):
+                    p, v_u = s[u], V[u]
+                    for d in range(hs):
+                        out[d] += p * _widen(v_u[d])
                 for d in range(hs):
-                    out[d] += p * _widen(v_t[d])
-            for d in range(hs):
-                y[b, h * hs + d] = out[d] / total
+                    y[r, h * hs + d] = out[d] / total
 
     @njit(fastmath=True, cache=True)
-    def _step(idx, pos, wte, wte_scale, wpe, small, attn_w, proj_w, fc_w, fc_proj_w,
+    def _step(idx, pos, T, wte, wte_scale, wpe, small, attn_w, proj_w, fc_w, fc_proj_w,
               ln_f, head_w, head_scale, head_bias, k_cache, v_cache, eps, n_head, gelu,
-              x, h, qkv, y, f, scores, logits):
-        """All layers of one step; ``small`` holds each layer's float32 vectors (see
-        NumbaStep._small_vectors), the *_w lists its matrices as the model stores them."""
-        B, C = x.shape
-        for b in range(B):
+              x, h, qkv, y, f, scores, last, logits):
+        """All layers for T new tokens of each sequence (rows b*T + t of the working
+        arrays, ids ``idx`` in that order), then the logits of each sequence's last token.
+        ``small`` holds each layer's float32 vectors (NumbaStep._small_vectors), the *_w
+        lists its matrices as the model stores them."""
+        R, C = x.shape  # R = B * T rows
+        for r in range(R):
             for i in range(C):
-                x[b, i] = _widen(wte[idx[b], i]) * wte_scale[idx[b]] + wpe[pos, i]
+                x[r, i] = _widen(wte[idx[r], i]) * wte_scale[idx[r]] + wpe[pos + r % T, i]
         for layer in range(len(attn_w)):
             v = small[layer]
             _layer_norm(x, v[0, :C], v[1, :C], eps, h)
             _linear(h, attn_w[layer], v[2, :3 * C], v[3, :3 * C], qkv, _STORE)
-            _attend(qkv, k_cache, v_cache, layer, pos, n_head, scores, y)
+            _attend(qkv, k_cache, v_cache, layer, pos, T, n_head, scores, y)
             _linear(y, proj_w[layer], v[4, :C], v[5, :C], x, _ADD)
             _layer_norm(x, v[6, :C], v[7, :C], eps, h)
             _linear(h, fc_w[layer], v[8], v[9], f, gelu)
             _linear(f, fc_proj_w[layer], v[10, :C], v[11, :C], x, _ADD)
-        _layer_norm(x, ln_f[0], ln_f[1], eps, h)
-        _linear(h, head_w, head_scale, head_bias, logits, _STORE)
+        B = R // T
+        for b in range(B):  # only each sequence's last token predicts the next one
+            last[b] = x[b * T + T - 1]
+        _layer_norm(last, ln_f[0], ln_f[1], eps, last)
+        _linear(last, head_w, head_scale, head_bias, logits, _STORE)
 
 
 def _as_numpy(t: Tensor) -> np.ndarray:
@@ -248,8 +268,9 @@ def _float_vector(t: Tensor | None, n: int, fill: float) -> Tensor:
 
 
 class NumbaStep:
-    """``step(idx)``: idx (B, 1) new tokens -> float32 logits (B, V); writes their keys and
-    values into ``cache`` at ``cache.length`` and advances it, like ``DecodeStep``."""
+    """``step(idx)``: idx (B, T) new tokens -> float32 logits (B, V) of each row's last
+    token; writes their keys and values into ``cache`` at ``cache.length`` and advances it
+    by T, like ``DecodeStep`` (T = 1) or a short prefill (``cached_forward``, T > 1)."""
 
     def __init__(self, model: nn.Module, cache: KVCache) -> None:
         if not supports(model, cache):
@@ -288,12 +309,25 @@ class NumbaStep:
         self.ln_f = torch.stack([tr.ln_f.weight.detach().float(),
                                  _float_vector(tr.ln_f.bias, C, 0.0)]).numpy()
         self.k_cache, self.v_cache = _as_numpy(cache.k), _as_numpy(cache.v)
-        # working rows, allocated once
-        self.x, self.h, self.y = (np.empty((B, C), np.float32) for _ in range(3))
-        self.qkv = np.empty((B, 3 * C), np.float32)
-        self.f = np.empty((B, self.mats["fc"][0].shape[0]), np.float32)
         self.scores = np.empty((B * cfg.n_head, cache.max_len), np.float32)
-        self.vocab = V
+        self.last = np.empty((B, C), np.float32)
+        self.vocab, self.width, self.hidden = V, C, self.mats["fc"][0].shape[0]
+        bf16_hardware = self.head_w.dtype == np.uint16 and not _bf16_prefill.needed(model)
+        # prompts of at most this many rows (B x T) are prefilled here (see MAX_PREFILL_ROWS)
+        self.max_prefill_rows = (MAX_PREFILL_ROWS_BF16_HARDWARE if bf16_hardware
+                                 else MAX_PREFILL_ROWS)
+        self._rows: dict[int, tuple] = {}  # working arrays for B*T rows, made once per T
+
+    def _working_rows(self, rows: int) -> tuple:
+        """(x, h, qkv, y, f) float32 arrays of ``rows`` rows, allocated on first use."""
+        if rows not in self._rows:
+            C = self.width
+            self._rows[rows] = (np.empty((rows, C), np.float32),
+                                np.empty((rows, C), np.float32),
+                                np.empty((rows, 3 * C), np.float32),
+                                np.empty((rows, C), np.float32),
+                                np.empty((rows, self.hidden), np.float32))
+        return self._rows[rows]
 
     @staticmethod
     def _small_vectors(parts, width: int) -> np.ndarray:
@@ -314,24 +348,25 @@ class NumbaStep:
 
     def __call__(self, idx: Tensor) -> Tensor:
         cache, pos = self.cache, self.cache.length
-        if pos >= cache.max_len:
-            raise ValueError(f"the cache is full ({cache.max_len} positions); reset it and "
-                             "prefill with cached_forward.forward_with_cache(...) first")
-        B = idx.size(0)
+        B, T = idx.shape
+        if pos + T > cache.max_len:
+            raise ValueError(f"{T} new tokens do not fit: the cache holds {pos} of "
+                             f"{cache.max_len} positions; reset it and prefill with "
+                             "cached_forward.forward_with_cache(...) first")
         if B != cache.batch_size:
             raise ValueError(f"idx has {B} rows but the cache was made for {cache.batch_size}")
-        ids = idx.reshape(B).to(torch.int64).numpy()
+        ids = idx.reshape(B * T).to(torch.int64).numpy()  # (B, T) -> rows b*T + t
         if ids.min() < 0 or ids.max() >= self.wte.shape[0]:
             raise ValueError(f"token ids must be in 0..{self.wte.shape[0] - 1}")
         logits = torch.empty(B, self.vocab)
         # as many cores as PyTorch was given (torch.set_num_threads); numba's own pool
         numba.set_num_threads(min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
         m = self.mats
-        _step(ids, pos, self.wte, self.wte_scale, self.wpe, self.small, m["attn"], m["proj"],
-              m["fc"], m["fc_proj"], self.ln_f, self.head_w, self.head_scale, self.head_bias,
-              self.k_cache, self.v_cache, self.eps, self.n_head, self.gelu,
-              self.x, self.h, self.qkv, self.y, self.f, self.scores, logits.numpy())
-        cache.advance(1)
+        _step(ids, pos, T, self.wte, self.wte_scale, self.wpe, self.small, m["attn"],
+              m["proj"], m["fc"], m["fc_proj"], self.ln_f, self.head_w, self.head_scale,
+              self.head_bias, self.k_cache, self.v_cache, self.eps, self.n_head, self.gelu,
+              *self._working_rows(B * T), self.scores, self.last, logits.numpy())
+        cache.advance(T)
         return logits
 
 
