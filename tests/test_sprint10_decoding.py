@@ -27,6 +27,7 @@ generate_cli = import_module("sprints.10_pretrained_and_generation.results.gener
 model_mod = import_module("sprints.08_gpt2_assembly.results.model")
 config_mod = import_module("sprints.08_gpt2_assembly.results.config")
 utils_mod = import_module("sprints.08_gpt2_assembly.results.utils")
+devices = import_module("sprints.01_setup_and_basics.results.devices")
 
 FBGEMM = quantize._int8_activation_kernel_ok()
 pytestmark = pytest.mark.usefixtures("one_thread_module")  # tiny models: one thread
@@ -134,9 +135,20 @@ def test_int8_linear_rows_are_weight_only_and_one_row_is_bounded():
     layer = quantize.Int8Linear.from_linear(linear)
     w = quantize.dequantize(layer.q, layer.scales)
     x = torch.randn(2, 3, 64)
-    # several rows: exactly x @ dequantized W.T + b (float activations)
+    # several rows, weight-only: exactly x @ dequantized W.T + b (float activations)
     expected = F.linear(x, w, linear.bias.detach())
-    assert torch.allclose(layer(x), expected, atol=1e-5)
+    weight_only = quantize.Int8Linear.from_linear(linear, int8_activations=False)
+    assert torch.allclose(weight_only(x), expected, atol=1e-5)
+    # the default takes bfloat16 products where the CPU has bfloat16 hardware; forced on
+    # here so that every CPU checks it. Rounding x to bfloat16 moves each x_i by at most
+    # 2^-9 |x_i| (q is exact), and the bfloat16 result moves by at most 2^-9 of itself.
+    assert layer.bf16_rows == devices.cpu_has_fast_bf16()
+    layer.bf16_rows = True
+    no_bias = expected - linear.bias.detach()
+    bound = 2.0**-9 * (F.linear(x.abs(), w.abs()) + no_bias.abs() * (1 + 2.0**-8)) + 1e-5
+    error = (layer(x) - expected).abs()
+    assert (error <= bound).all() and error.max() > 0
+    assert layer(x).dtype == torch.float32
     if not FBGEMM:
         pytest.skip("fbgemm (x86) is needed for the one-row int8-activation kernel")
     one = torch.randn(1, 64)
@@ -148,7 +160,6 @@ def test_int8_linear_rows_are_weight_only_and_one_row_is_bounded():
     bound = step / 2 * w.abs().sum(dim=1) + 1e-4
     error = (out - F.linear(one, w, linear.bias.detach())).abs()[0]
     assert (error <= bound).all() and error.max() > 0  # quantized, and within the bound
-    weight_only = quantize.Int8Linear.from_linear(linear, int8_activations=False)
     assert torch.allclose(weight_only(one), F.linear(one, w, linear.bias.detach()), atol=1e-5)
 
 
@@ -305,6 +316,8 @@ def test_generation_of_a_bf16_model_is_the_same_with_float32_prefill(monkeypatch
     original = bf16_prefill._float32_linear
     monkeypatch.setattr(bf16_prefill, "_float32_linear",
                         lambda m, x: float32_calls.append(x.shape) or original(m, x))
+    # a prompt longer than the compiled step takes: PyTorch prefills it
+    monkeypatch.setattr(generation.numba_step, "MAX_PREFILL_ROWS", 8)
     runs = {}
     for fast_bf16 in (True, False):  # False: the prefill multiplies in float32
         monkeypatch.setattr(bf16_prefill._devices, "cpu_has_fast_bf16", lambda f=fast_bf16: f)

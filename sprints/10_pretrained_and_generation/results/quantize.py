@@ -28,11 +28,14 @@ thousand numbers per layer) stay in float.
 from __future__ import annotations
 
 import warnings
+from importlib import import_module
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+_devices = import_module("sprints.01_setup_and_basics.results.devices")
 
 QMAX = 127  # symmetric: -127..127, so that q and -q are both representable
 
@@ -99,12 +102,19 @@ def pack_for_int8_activations(q: Tensor, scales: Tensor, bias: Tensor | None):
 class Int8Linear(nn.Module):
     """``nn.Linear`` with int8 weights and per-output-channel scales (inference only).
 
-    Two kernels. Several rows at once (a prompt, an evaluation): weight-only, the float
+    Three kernels. Several rows at once (a prompt, an evaluation): weight-only, the float
     activations times the int8 weights converted to their dtype, scaled after the matmul.
+    On a CPU with bfloat16 hardware (AVX-512 BF16 or AMX), float32 rows are multiplied in
+    bfloat16 instead, about 3.7 times faster for a 512-token prompt: every int8 value is
+    exact in bfloat16 (it holds integers up to 256), the rows are rounded to bfloat16's 8
+    significant bits, the sums are float32 and the result is rounded to bfloat16 once,
+    finer steps than the weights' own int8 rounding (a relative error of about 0.3% of the
+    largest output, against about 1% from int8 weights).
     One row (a decoding step) on an x86 CPU: that row is itself quantized to int8 with one
     scale (as llama.cpp's q8_0 does per 32 values) and fbgemm's int8 x int8 GEMM with int32
     sums runs, at the speed of reading the int8 weights (notes/05_decoding_speed.md).
-    ``int8_activations=False`` keeps every row weight-only.
+    ``int8_activations=False`` keeps every row weight-only in the activations' own dtype:
+    the exact reference.
     """
 
     def __init__(self, q: Tensor, scales: Tensor, bias: Tensor | None,
@@ -117,6 +127,9 @@ class Int8Linear(nn.Module):
         # fbgemm's own copy of q, the scales and the bias (an opaque packed object)
         self.packed = (pack_for_int8_activations(q, scales.float(), bias)
                        if int8_activations else None)
+        # float32 rows through bfloat16 hardware (see the class doc)
+        self.bf16_rows = (int8_activations and q.device.type == "cpu"
+                          and _devices.cpu_has_fast_bf16())
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, dtype: torch.dtype = torch.float32,
@@ -137,13 +150,18 @@ class Int8Linear(nn.Module):
             y = torch.ops.quantized.linear_dynamic(x2d.float(), self.packed, REDUCE_RANGE)
             return y.to(x.dtype).view(*shape[:-1], self.out_features)
         # x @ (q * s).T == (x @ q.T) * s: the scales apply to the output columns
-        y = F.linear(x2d, self.q.to(x2d.dtype)) * self.scales
+        if self.bf16_rows and x2d.dtype == torch.float32 and x2d.device.type == "cpu":
+            y = F.linear(x2d.bfloat16(), self.q.to(torch.bfloat16)).float() * self.scales
+        else:
+            y = F.linear(x2d, self.q.to(x2d.dtype)) * self.scales
         if self.bias is not None:
             y = y + self.bias
         return y.view(*shape[:-1], self.out_features)
 
     def extra_repr(self) -> str:
         kernel = "int8 activations for one row" if self.packed is not None else "weight-only"
+        if self.bf16_rows:
+            kernel += ", bfloat16 products for several rows"
         return f"in_features={self.in_features}, out_features={self.out_features}, {kernel}"
 
 
