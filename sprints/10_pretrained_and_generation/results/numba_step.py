@@ -1,4 +1,4 @@
-"""One decoding step of a sprint 8 GPT as one compiled CPU function (numba), for batch decoding.
+"""A decoding step of a sprint 8 GPT as one compiled CPU function (numba), for batch decoding.
 
 decode_step.py's ``DecodeStep`` already runs a step in ~12 PyTorch calls per layer; each
 call still pays Python and library entry costs, and on a CPU each matrix product is handed
@@ -25,6 +25,11 @@ top of a float32 (exactly what bf16 means), int8 (quantize.py) as an integer tim
 row's scale after the dot product. All arithmetic is float32, as llama.cpp's is for f16
 and q8_0 weights: a bf16 model's logits are therefore slightly *more* precise here than in
 its bf16 PyTorch forward, and an int8 model's match ``Int8Linear``'s weight-only math.
+
+Several new tokens at once (a short prompt) are rows b*T + t of the same arrays; each
+query then attends to the cache and to the new tokens before it, and only each sequence's
+last row goes through the LM head. Reading each weight once for all rows makes a prompt of
+up to ``MAX_PREFILL_ROWS`` rows cheaper here than in PyTorch's products.
 
 Used by generation.py's cached decoding when ``supports(model, cache)`` (numba installed,
 a CPU model with plain or int8 linear layers, no LoRA); GEN_STEP=torch turns it off.
