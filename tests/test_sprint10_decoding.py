@@ -325,3 +325,27 @@ def test_generation_of_a_bf16_model_is_the_same_with_float32_prefill(monkeypatch
         # every linear layer of the 20-token prefill (2 blocks x 4, and the LM head's one row)
         assert len(float32_calls) == (0 if fast_bf16 else 9)
     assert torch.equal(runs[True], runs[False])
+
+
+# ----- the cache of a finished call is reused by the next -------------------------------------
+
+def test_generate_reuses_the_cache_of_a_finished_call_but_never_shares_one():
+    model = small_gpt(seed=12, std=0.2)
+    prompt = torch.randint(0, 64, (2, 5), generator=torch.Generator().manual_seed(12))
+    first = generation.generate_all(model, prompt, 10, greedy=True)
+    kept = generation._spare_caches[model]
+    assert generation.generate_all(model, prompt, 10, greedy=True).equal(first)
+    assert generation._spare_caches[model] is kept  # the same memory, taken and given back
+    # two generations interleaved on one model: each takes its own cache
+    a = generation.generate(model, prompt, 10, greedy=True)
+    b = generation.generate(model, prompt[:, :3], 10, greedy=True)
+    out_a, out_b = [], []
+    for _ in range(10):
+        out_a.append(next(a))
+        out_b.append(next(b))
+    assert torch.stack(out_a, 1).equal(first[:, 5:])
+    assert torch.stack(out_b, 1).equal(
+        generation.generate_all(model, prompt[:, :3], 10, greedy=True, fast_decode=False)[:, 3:])
+    # a cache of another shape (batch size) is not taken: a new one is made
+    one_row = generation.generate_all(model, prompt[:1], 10, greedy=True)
+    assert one_row.equal(first[:1]) and generation._spare_caches[model].batch_size == 1
