@@ -334,6 +334,8 @@ def test_generate_reuses_the_cache_of_a_finished_call_but_never_shares_one():
     prompt = torch.randint(0, 64, (2, 5), generator=torch.Generator().manual_seed(12))
     first = generation.generate_all(model, prompt, 10, greedy=True)
     kept = generation._spare_caches[model]
+    assert kept.fits(model, 2) and not kept.fits(model, 1)
+    assert not kept.fits(model, 2, torch.bfloat16)
     assert generation.generate_all(model, prompt, 10, greedy=True).equal(first)
     assert generation._spare_caches[model] is kept  # the same memory, taken and given back
     # two generations interleaved on one model: each takes its own cache

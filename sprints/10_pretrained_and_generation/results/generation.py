@@ -64,20 +64,12 @@ _spare_lock = threading.Lock()
 _spare_caches: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> KVCache
 
 
-def _fits(cache: KVCache, model: nn.Module, batch_size: int) -> bool:
-    """Whether ``cache`` has the shape, dtype and device ``KVCache.for_model`` would give."""
-    cfg, param = model.config, next(model.parameters())
-    shape = (cfg.n_layer, batch_size, cfg.n_head, cfg.block_size, cfg.n_embd // cfg.n_head)
-    return (tuple(cache.k.shape) == shape and cache.dtype == param.dtype
-            and cache.device == param.device)
-
-
 def _take_spare_cache(model: nn.Module, batch_size: int) -> KVCache:
     """The model's kept cache if it fits (taken, so two calls at once never share one),
     else a new one."""
     with _spare_lock:
         spare = _spare_caches.pop(model, None)
-    if spare is not None and _fits(spare, model, batch_size):
+    if spare is not None and spare.fits(model, batch_size):
         return spare
     return KVCache.for_model(model, batch_size)
 

@@ -60,6 +60,21 @@ class KVCache:
         self.v = torch.empty(shape, device=device, dtype=dtype)
         self.length = 0
 
+    @staticmethod
+    def _model_spec(model: nn.Module, batch_size: int, dtype: torch.dtype | None) -> dict:
+        """The constructor's arguments for ``model`` (see ``for_model``)."""
+        cfg = model.config
+        param = next(model.parameters())
+        return dict(
+            n_layer=cfg.n_layer,
+            batch_size=batch_size,
+            n_head=cfg.n_head,
+            max_len=cfg.block_size,
+            head_dim=cfg.n_embd // cfg.n_head,
+            device=param.device,
+            dtype=dtype if dtype is not None else param.dtype,
+        )
+
     @classmethod
     def for_model(
         cls, model: nn.Module, batch_size: int, dtype: torch.dtype | None = None
@@ -69,17 +84,14 @@ class KVCache:
         ``dtype`` defaults to the dtype of the model's weights, so a bf16 model gets a
         bf16 cache (attention then needs no conversions).
         """
-        cfg = model.config
-        param = next(model.parameters())
-        return cls(
-            n_layer=cfg.n_layer,
-            batch_size=batch_size,
-            n_head=cfg.n_head,
-            max_len=cfg.block_size,
-            head_dim=cfg.n_embd // cfg.n_head,
-            device=param.device,
-            dtype=dtype if dtype is not None else param.dtype,
-        )
+        return cls(**cls._model_spec(model, batch_size, dtype))
+
+    def fits(self, model: nn.Module, batch_size: int, dtype: torch.dtype | None = None) -> bool:
+        """Whether this cache is what ``for_model(model, batch_size, dtype)`` would make."""
+        spec = self._model_spec(model, batch_size, dtype)
+        return (all(getattr(self, name) == spec[name] for name in
+                    ("n_layer", "batch_size", "n_head", "max_len", "head_dim", "dtype"))
+                and self.device == torch.device(spec["device"]))
 
     @property
     def dtype(self) -> torch.dtype:
