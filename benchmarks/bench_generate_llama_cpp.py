@@ -86,13 +86,19 @@ def main(argv: list[str] | None = None) -> None:
     unknown = set(precisions) - set(PAIRS)
     if unknown:
         raise SystemExit(f"error: unknown precision {sorted(unknown)}; choose from {list(PAIRS)}")
+    # torch before llama_cpp: both need an OpenMP runtime named libgomp.so.1, and a process
+    # loads only the first one. Imported first, llama_cpp brings the system's libgomp and
+    # torch runs on it instead of its own; there, after numba's parallel steps, PyTorch's
+    # CPU attention took 115 ms per layer instead of 6 in a 512-token prefill (measured on a
+    # 2-core AMD EPYC (AVX-512 yes, AVX-512 BF16 yes, AMX no)), which is not what a user of
+    # our generate without llama.cpp sees.
+    import torch
+    import transformers
     try:
         import llama_cpp  # noqa: F401
     except ImportError:
         raise SystemExit("error: llama-cpp-python is missing; install it with "
                          "`uv sync --group gguf-check` (it compiles llama.cpp once)") from None
-    import torch
-    import transformers
 
     generation = import_module("sprints.10_pretrained_and_generation.results.generation")
     export_gguf = import_module("sprints.10_pretrained_and_generation.results.export_gguf")
