@@ -19,12 +19,19 @@ caches on disk. One Python call per token runs all 12 layers:
                 x += gelu(ln_2(x) @ W_fc.T + b) @ W_fc_proj.T + b      GELU fused in
     logits = ln_f(x) @ W_lm.T                            (B, V) float32
 
-Weights are read where the model keeps them (numpy views of its tensors, no copies) and
-widened to float32 as they are loaded: float32 as is, bfloat16 by putting its 16 bits on
-top of a float32 (exactly what bf16 means), int8 (quantize.py) as an integer times its
-row's scale after the dot product. All arithmetic is float32, as llama.cpp's is for f16
-and q8_0 weights: a bf16 model's logits are therefore slightly *more* precise here than in
-its bf16 PyTorch forward, and an int8 model's match ``Int8Linear``'s weight-only math.
+Weights are read where the model keeps them (numpy views of its tensors, no copies).
+float32 and bfloat16 weights are widened to float32 as they are loaded (bf16 by putting its
+16 bits on top of a float32, exactly what bf16 means) and all arithmetic is float32, as
+llama.cpp's is for f16 weights: a bf16 model's logits are therefore slightly *more*
+precise here than in its bf16 PyTorch forward. int8 weights (quantize.py) are multiplied
+as integers: each product's input row is first rounded to int16 with one step per block
+of QBLOCK = 256 values (the block's largest |x| / 32767), the int8 x int16 products are
+summed in int32 (one VNNI instruction per 16 pairs on a CPU with AVX512-VNNI, two
+otherwise), and each block's sum is scaled by its step and the row's scale. That rounding
+moves an input by at most 1/65534 of its block's largest value (llama.cpp's q8_0 rounds
+its inputs to int8, 1/254), so the logits stay within about 1e-4 of ``Int8Linear``'s
+weight-only math, while a step takes fewer instructions per weight than widening each
+int8 to float32 (the sprint's README, Measured).
 
 Several new tokens at once (a short prompt) are rows b*T + t of the same arrays; each
 query then attends to the cache and to the new tokens before it, and only each sequence's
@@ -57,6 +64,9 @@ except ImportError:  # pragma: no cover - exercised only where numba is missing
     numba = None
 
 ROWS_PER_TASK = 16  # output rows per parallel task: 16 x 768 float32 = 48 KB of weights
+# int8 products take int16 activations with one step per block of this many inputs: blocks
+# of 256 keep each int32 sum below 2**31 (256 * 127 * 32767 < 2**31) and each step local
+QBLOCK = 256
 # A prompt of up to this many rows (batch x tokens) is cheaper through the compiled step,
 # which reads each weight once for all rows, than through PyTorch's matrix products, which
 # win on many rows. Measured on a 2-core AMD EPYC (AVX-512 yes, AVX-512 BF16 yes, AMX no),
@@ -137,6 +147,66 @@ if numba is not None:
                     out[b, j] = _epilogue(acc * scale[j] + bias[j], out[b, j], mode)
 
     @njit(fastmath=True, cache=True)
+    def _quantize_rows(x, xq, xs):
+        """Each row of x (R, k) as int16 in blocks of QBLOCK: xq[r, i] * xs[r, i // QBLOCK]
+        is x[r, i] to within half a step, a step being the block's largest |x| / 32767."""
+        R, k = x.shape
+        for r in range(R):
+            for c in range((k + QBLOCK - 1) // QBLOCK):
+                lo, hi = c * QBLOCK, min(k, (c + 1) * QBLOCK)
+                top = np.float32(0.0)
+                for i in range(lo, hi):
+                    top = max(top, abs(x[r, i]))
+                step = top / np.float32(32767.0) if top > 0 else np.float32(1.0)
+                xs[r, c] = step
+                inv = np.float32(1.0) / step
+                for i in range(lo, hi):
+                    v = min(max(np.round(x[r, i] * inv), np.float32(-32767.0)),
+                            np.float32(32767.0))
+                    xq[r, i] = np.int16(v)
+
+    @njit(parallel=True, fastmath=True, cache=True)
+    def _linear_int8(xq, xs, w, scale, bias, out, mode):
+        """``_linear`` for int8 weights and int16 activations (``_quantize_rows``): integer
+        dot products of QBLOCK terms (AVX512-VNNI's vpdpwssd where the CPU has it, which
+        multiplies and adds 16-bit pairs into 32-bit sums), each then scaled by its
+        block's step; the int32 sums cannot overflow (QBLOCK * 127 * 32767 < 2**31)."""
+        B, k = xq.shape
+        n = w.shape[0]
+        blocks = xs.shape[1]
+        for blk in prange((n + ROWS_PER_TASK - 1) // ROWS_PER_TASK):
+            for j in range(blk * ROWS_PER_TASK, min(n, (blk + 1) * ROWS_PER_TASK)):
+                for b in range(B):
+                    acc = np.float32(0.0)
+                    for c in range(blocks):
+                        # 1-D slices of one row: contiguous, which lets the loop vectorize
+                        w_c = w[j, c * QBLOCK:min(k, (c + 1) * QBLOCK)]
+                        x_c = xq[b, c * QBLOCK:min(k, (c + 1) * QBLOCK)]
+                        dot = np.int32(0)
+                        for i in range(w_c.shape[0]):  # int32 wraps where int64 would not:
+                            dot = np.int32(dot + np.int32(w_c[i]) * np.int32(x_c[i]))
+                        acc += np.float32(dot) * xs[b, c]
+                    out[b, j] = _epilogue(acc * scale[j] + bias[j], out[b, j], mode)
+
+    def _product(x, w, scale, bias, out, mode, xq, xs):  # compiled code only
+        raise NotImplementedError
+
+    @overload(_product)
+    def _product_impl(x, w, scale, bias, out, mode, xq, xs):
+        """out <- epilogue(x @ w.T * scale + bias): int8 weights through int16 activations
+        (xq, xs: flat scratch, at least R * k and R * blocks long), others in float32."""
+        if w.dtype == types.int8:
+            def int8_product(x, w, scale, bias, out, mode, xq, xs):
+                R, k = x.shape
+                blocks = (k + QBLOCK - 1) // QBLOCK
+                q, steps = xq[:R * k].reshape(R, k), xs[:R * blocks].reshape(R, blocks)
+                _quantize_rows(x, q, steps)
+                _linear_int8(q, steps, w, scale, bias, out, mode)
+            return int8_product
+        return lambda x, w, scale, bias, out, mode, xq, xs: _linear(
+            x, w, scale, bias, out, mode)
+
+    @njit(fastmath=True, cache=True)
     def _layer_norm(x, weight, bias, eps, out):
         B, C = x.shape
         for b in range(B):
@@ -198,7 +268,7 @@ if numba is not None:
     @njit(fastmath=True, cache=True)
     def _step(idx, pos, T, wte, wte_scale, wpe, small, attn_w, proj_w, fc_w, fc_proj_w,
               ln_f, head_w, head_scale, head_bias, k_cache, v_cache, eps, n_head, gelu,
-              x, h, qkv, y, f, scores, last, logits):
+              x, h, qkv, y, f, xq, xs, scores, last, logits):
         """All layers for T new tokens of each sequence (rows b*T + t of the working
         arrays, ids ``idx`` in that order), then the logits of each sequence's last token.
         ``small`` holds each layer's float32 vectors (NumbaStep._small_vectors), the *_w
@@ -210,17 +280,17 @@ if numba is not None:
         for layer in range(len(attn_w)):
             v = small[layer]
             _layer_norm(x, v[0, :C], v[1, :C], eps, h)
-            _linear(h, attn_w[layer], v[2, :3 * C], v[3, :3 * C], qkv, _STORE)
+            _product(h, attn_w[layer], v[2, :3 * C], v[3, :3 * C], qkv, _STORE, xq, xs)
             _attend(qkv, k_cache, v_cache, layer, pos, T, n_head, scores, y)
-            _linear(y, proj_w[layer], v[4, :C], v[5, :C], x, _ADD)
+            _product(y, proj_w[layer], v[4, :C], v[5, :C], x, _ADD, xq, xs)
             _layer_norm(x, v[6, :C], v[7, :C], eps, h)
-            _linear(h, fc_w[layer], v[8], v[9], f, gelu)
-            _linear(f, fc_proj_w[layer], v[10, :C], v[11, :C], x, _ADD)
+            _product(h, fc_w[layer], v[8], v[9], f, gelu, xq, xs)
+            _product(f, fc_proj_w[layer], v[10, :C], v[11, :C], x, _ADD, xq, xs)
         B = R // T
         for b in range(B):  # only each sequence's last token predicts the next one
             last[b] = x[b * T + T - 1]
         _layer_norm(last, ln_f[0], ln_f[1], eps, last)
-        _linear(last, head_w, head_scale, head_bias, logits, _STORE)
+        _product(last, head_w, head_scale, head_bias, logits, _STORE, xq, xs)
 
 
 def _as_numpy(t: Tensor) -> np.ndarray:
@@ -324,14 +394,17 @@ class NumbaStep:
         self._rows: dict[int, tuple] = {}  # working arrays for B*T rows, made once per T
 
     def _working_rows(self, rows: int) -> tuple:
-        """(x, h, qkv, y, f) float32 arrays of ``rows`` rows, allocated on first use."""
+        """(x, h, qkv, y, f) float32 arrays of ``rows`` rows, then the int8 products' flat
+        int16 activations and their steps (``_product``), allocated on first use."""
         if rows not in self._rows:
-            C = self.width
+            C, widest = self.width, max(self.width, self.hidden)
             self._rows[rows] = (np.empty((rows, C), np.float32),
                                 np.empty((rows, C), np.float32),
                                 np.empty((rows, 3 * C), np.float32),
                                 np.empty((rows, C), np.float32),
-                                np.empty((rows, self.hidden), np.float32))
+                                np.empty((rows, self.hidden), np.float32),
+                                np.empty(rows * widest, np.int16),
+                                np.empty(rows * -(-widest // QBLOCK), np.float32))
         return self._rows[rows]
 
     @staticmethod
