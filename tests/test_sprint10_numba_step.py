@@ -136,16 +136,17 @@ def test_int8_product_is_within_the_int16_rounding_bound(k):
     _int8_product(x, w, scale, bias, out, xq, xs)
     exact = (x.astype(np.float64) @ w.T.astype(np.float64)) * scale + bias
     # each x is rounded to the nearest multiple of its block's step = max|x| / 32767
-    steps = np.stack([np.abs(x[:, c * 256:(c + 1) * 256]).max(axis=1) / 32767
+    qb = numba_step.QBLOCK
+    steps = np.stack([np.abs(x[:, c * qb:(c + 1) * qb]).max(axis=1) / 32767
                       for c in range(blocks)], axis=1)  # (rows, blocks)
-    per_input = np.repeat(steps, 256, axis=1)[:, :k] / 2  # (rows, k): the largest error
+    per_input = np.repeat(steps, qb, axis=1)[:, :k] / 2  # (rows, k): the largest error
     bound = (per_input @ np.abs(w.T).astype(np.float64)) * scale  # (rows, n)
     float_slack = 1e-6 * (np.abs(x) @ np.abs(w.T).astype(np.float64)) * scale + 1e-6
     assert np.all(np.abs(out - exact) <= bound + float_slack)
     assert np.array_equal(out[1], bias)  # zeros are exact
     # inputs already on the int16 grid are multiplied exactly (up to float32 rounding)
     grid = (rng.integers(-32767, 32768, (rows, k)) / 1024).astype(np.float32)
-    grid[:, ::256] = 32767 / 1024  # each block's largest value sets the step to 1/1024
+    grid[:, ::qb] = 32767 / 1024  # each block's largest value sets the step to 1/1024
     _int8_product(grid, w, scale, bias, out, xq, xs)
     exact = (grid.astype(np.float64) @ w.T.astype(np.float64)) * scale + bias
     float_slack = 1e-6 * (np.abs(grid) @ np.abs(w.T).astype(np.float64)) * scale + 1e-6
