@@ -11,8 +11,10 @@ checkpoint's tokenizer, cut into windows of the model's block size. Two int8 pat
 quantize.py's per-channel int8 weights:
 
 - full windows (the prompt path): float activations times int8 weights;
-- decoding (the generation path): one token at a time through DecodeStep and the KV cache,
-  each token's activations also rounded to int8 before every matmul (fbgemm, x86).
+- decoding, one token at a time with the KV cache, through both steps that generation runs:
+  NumbaStep (what ``generate`` uses on a CPU: each token's activations rounded to int16 per
+  block of 256 before the integer products) and DecodeStep (PyTorch's quantized matmul,
+  fbgemm on x86: activations rounded to int8).
 
 For each: the perplexity exp(mean cross-entropy) against float32's, the largest and mean
 absolute logit change, and how often the top-1 token stays the same.
@@ -59,6 +61,27 @@ def compare(ref, other, targets) -> dict:
             "top1_same": round((other.argmax(-1) == ref.argmax(-1)).float().mean().item(), 4)}
 
 
+def decode(qmodel, x, first_logits, step_class):
+    """Teacher-forced decoding of windows ``x`` (m, T) one token at a time through
+    ``step_class(qmodel, cache)``: the (m, T, V) logits, position 0 taken from
+    ``first_logits`` (m, V), the full-window path's (a 1-token prompt has no step to test)."""
+    import torch
+
+    cached_forward = import_module("sprints.10_pretrained_and_generation.results.cached_forward")
+    kv_cache = import_module("sprints.10_pretrained_and_generation.results.kv_cache")
+    windows = []
+    with torch.no_grad():
+        for w in range(x.size(0)):
+            cache = kv_cache.KVCache.for_model(qmodel, batch_size=1)
+            cached_forward.forward_with_cache(qmodel, x[w : w + 1, :1], cache)
+            step = step_class(qmodel, cache)
+            rows = [first_logits[w]]
+            for t in range(1, x.size(1)):
+                rows.append(step(x[w : w + 1, t : t + 1])[0])
+            windows.append(torch.stack(rows))
+    return torch.stack(windows)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     import copy
@@ -68,8 +91,8 @@ def main(argv: list[str] | None = None) -> None:
     generate = import_module("sprints.10_pretrained_and_generation.results.generate")
     quantize = import_module("sprints.10_pretrained_and_generation.results.quantize")
     kv_cache = import_module("sprints.10_pretrained_and_generation.results.kv_cache")
-    cached_forward = import_module("sprints.10_pretrained_and_generation.results.cached_forward")
     decode_step = import_module("sprints.10_pretrained_and_generation.results.decode_step")
+    numba_step = import_module("sprints.10_pretrained_and_generation.results.numba_step")
 
     model, tokenizer = generate.load_from_checkpoint(args.checkpoint)
     model.eval()
@@ -98,24 +121,17 @@ def main(argv: list[str] | None = None) -> None:
 
     # the generation path: token by token with the cache, teacher-forced on the same text
     m = min(args.decode_windows, n)
-    steps = []
-    with torch.no_grad():
-        for w in range(m):
-            cache = kv_cache.KVCache.for_model(qmodel, batch_size=1)
-            # the first token as a 1-token prefill
-            cached_forward.forward_with_cache(qmodel, x[w : w + 1, :1], cache)
-            step = decode_step.DecodeStep(qmodel, cache)
-            rows = [full[w, 0]]  # position 0: the prefill's logits (the full-window path)
-            for t in range(1, T):
-                rows.append(step(x[w : w + 1, t : t + 1])[0])
-            steps.append(torch.stack(rows))
-    dec = torch.stack(steps)  # (m, T, V)
-    row = compare(ref[:m], dec, y[:m])
-    report["decoding"] = row
-    print(f"decoding     : perplexity {row['ppl_fp32']:.3f} (fp32) -> {row['ppl_int8']:.3f} "
-          f"(int8 weights and activations), {row['ppl_change']:+.3%} over {m} x {T} tokens; "
-          f"logits move by {row['mean_abs_logit_change']} on average, "
-          f"{row['max_abs_logit_change']} at most; top-1 the same at {row['top1_same']:.2%}")
+    probe = kv_cache.KVCache.for_model(qmodel, batch_size=1)
+    steps = [("decoding", decode_step.DecodeStep, "int8 weights and activations")]
+    if numba_step.supports(qmodel, probe):  # numba installed and GEN_STEP not torch
+        steps.insert(0, ("decoding_numba", numba_step.NumbaStep, "int8 weights, int16 activations"))
+    for key, step_class, what in steps:
+        row = compare(ref[:m], decode(qmodel, x[:m], full[:m, 0], step_class), y[:m])
+        report[key] = row
+        print(f"{step_class.__name__:<12} : perplexity {row['ppl_fp32']:.3f} (fp32) -> "
+              f"{row['ppl_int8']:.3f} ({what}), {row['ppl_change']:+.3%} over {m} x {T} "
+              f"tokens; logits move by {row['mean_abs_logit_change']} on average, "
+              f"{row['max_abs_logit_change']} at most; top-1 the same at {row['top1_same']:.2%}")
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
     print(f"report: {args.out_dir / 'report.json'}")
