@@ -351,3 +351,66 @@ def test_generate_reuses_the_cache_of_a_finished_call_but_never_shares_one():
     # a cache of another shape (batch size) is not taken: a new one is made
     one_row = generation.generate_all(model, prompt[:1], 10, greedy=True)
     assert one_row.equal(first[:1]) and generation._spare_caches[model].batch_size == 1
+
+
+# --- openmp_runtime.py: the warning for torch on another package's libgomp ---------------
+
+openmp_runtime = import_module("sprints.10_pretrained_and_generation.results.openmp_runtime")
+
+_MAPS_LINE = "7f00-7f10 r-xp 00000000 08:01 123   {}\n"
+
+
+def test_foreign_libgomp_reads_a_maps_listing():
+    own = "/venv/torch/lib/libgomp.so.1"
+    system = "/usr/lib/x86_64-linux-gnu/libgomp.so.1.0.0"
+    libc = _MAPS_LINE.format("/usr/lib/x86_64-linux-gnu/libc.so.6") + "7f20-7f30 rw-p 0 0:0 0\n"
+    assert openmp_runtime.loaded_libgomp(libc + _MAPS_LINE.format(system)) == {system}
+    assert openmp_runtime.foreign_libgomp(libc + _MAPS_LINE.format(system), own) == system
+    assert openmp_runtime.foreign_libgomp(libc + _MAPS_LINE.format(own), own) is None
+    assert openmp_runtime.foreign_libgomp(libc, own) is None  # none loaded: nothing to say
+    assert openmp_runtime.foreign_libgomp(libc + _MAPS_LINE.format(system), None) is None
+
+
+def _probe(load_system_first: bool) -> str:
+    """In a fresh interpreter: optionally load the system's libgomp, import torch, and print
+    what foreign_openmp() finds ('' for None)."""
+    import subprocess
+    import sys
+
+    code = ("import ctypes\n" + ("ctypes.CDLL('libgomp.so.1')\n" if load_system_first else "")
+            + "import torch\nfrom importlib import import_module\n"
+            "m = import_module('sprints.10_pretrained_and_generation.results.openmp_runtime')\n"
+            "print(m.foreign_openmp() or '')\n")
+    from pathlib import Path
+
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=True, cwd=Path(__file__).resolve().parents[1])
+    return done.stdout.strip()
+
+
+def test_foreign_openmp_sees_the_system_libgomp_loaded_before_torch():
+    import ctypes.util
+    import sys
+
+    if openmp_runtime._torch_libgomp() is None or not sys.platform.startswith("linux"):
+        pytest.skip("this torch ships no libgomp.so.1 (not a Linux wheel)")
+    if ctypes.util.find_library("gomp") is None:
+        pytest.skip("no system libgomp to load before torch")
+    assert _probe(load_system_first=False) == ""
+    foreign = _probe(load_system_first=True)
+    assert foreign and "libgomp" in foreign
+    assert foreign != openmp_runtime._torch_libgomp()
+
+
+def test_warn_if_foreign_warns_once(monkeypatch):
+    monkeypatch.setattr(openmp_runtime, "foreign_openmp", lambda: "/usr/lib/libgomp.so.1")
+    openmp_runtime.warn_if_foreign.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning, match="import torch first"):
+            assert openmp_runtime.warn_if_foreign() == "/usr/lib/libgomp.so.1"
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            openmp_runtime.warn_if_foreign()  # cached: no second warning
+    finally:
+        openmp_runtime.warn_if_foreign.cache_clear()

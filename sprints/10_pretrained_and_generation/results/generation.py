@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import Tensor, nn
 
-from . import bf16_prefill, cached_forward, decode_step, huge_pages, numba_step
+from . import bf16_prefill, cached_forward, decode_step, huge_pages, numba_step, openmp_runtime
 from .kv_cache import KVCache
 from .sampling import sample_next_token
 
@@ -155,6 +155,7 @@ def generate(
             if not huge_pages.on_huge_pages(cache.k):  # and the cache that each step reads
                 cache.k, cache.v = huge_pages.empty_like(cache.k), huge_pages.empty_like(cache.v)
             step_fn = numba_step.NumbaStep(model, cache)
+            openmp_runtime.warn_if_foreign()  # once: another package's libgomp is slow here
         elif fast_decode and decode_step.supports(model):
             step_fn = decode_step.DecodeStep(model, cache)
         # Prefill: the prompt (its last block_size tokens) in one pass fills the cache.
