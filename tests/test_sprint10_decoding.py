@@ -376,13 +376,12 @@ def _probe(load_system_first: bool) -> str:
     what foreign_openmp() finds ('' for None)."""
     import subprocess
     import sys
+    from pathlib import Path
 
     code = ("import ctypes\n" + ("ctypes.CDLL('libgomp.so.1')\n" if load_system_first else "")
             + "import torch\nfrom importlib import import_module\n"
             "m = import_module('sprints.10_pretrained_and_generation.results.openmp_runtime')\n"
             "print(m.foreign_openmp() or '')\n")
-    from pathlib import Path
-
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120, check=True, cwd=Path(__file__).resolve().parents[1])
     return done.stdout.strip()
